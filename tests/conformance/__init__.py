@@ -1,0 +1,1 @@
+"""Conformance checks against the kit in ../shared/conformance (see runner.py)."""

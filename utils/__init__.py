@@ -1,0 +1,1 @@
+"""Shared helpers: errors, devices, image conversion, checkpoints, alignment, paste-back."""

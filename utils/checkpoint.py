@@ -1,0 +1,122 @@
+"""Reading safetensors checkpoints and loading them strictly into modules.
+
+Only safetensors is ever read: pickled checkpoints can run arbitrary code, so they are refused.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from utils.errors import CheckpointFormatError, CheckpointMismatchError
+
+StateDict = dict[str, torch.Tensor]
+PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """Fail early, with a readable reason, on files that are not (complete) safetensors files."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointFormatError(path, "the file is empty (an interrupted download?); delete it and download again")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if head.startswith(PICKLE_MAGIC):
+            raise CheckpointFormatError(
+                path, "this is a pickled PyTorch checkpoint, not safetensors; only .safetensors files are loaded"
+            )
+        if len(head) < 8:
+            raise CheckpointFormatError(path, "the file is too short to be a safetensors file")
+        (header_size,) = struct.unpack("<Q", head)
+        if header_size > size - 8:
+            raise CheckpointFormatError(path, "not a safetensors file, or truncated (header larger than the file)")
+        try:
+            header = json.loads(handle.read(header_size))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointFormatError(path, "not a safetensors file (its header is not valid JSON)") from None
+    data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if 8 + header_size + data_end > size:
+        raise CheckpointFormatError(
+            path, f"the file is truncated ({size} bytes, {8 + header_size + data_end} expected); download it again"
+        )
+
+
+def read_state_dict(path: str | Path) -> StateDict:
+    """Read every tensor of a safetensors file on the CPU, with clear errors for bad files."""
+    path = Path(path)
+    _check_safetensors_header(path)
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointFormatError(path, str(error)) from None
+
+
+def write_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Write tensors as safetensors (contiguous CPU copies), creating the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().to("cpu").contiguous() for key, value in state_dict.items()}
+    save_file(tensors, str(path))
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
+    """Remove a leading ``prefix`` from every key that starts with it."""
+    return {(key[len(prefix):] if key.startswith(prefix) else key): value for key, value in state_dict.items()}
+
+
+def remove_substring(state_dict: Mapping[str, torch.Tensor], substring: str) -> StateDict:
+    """Remove every occurrence of ``substring`` from every key (the original's ``str.replace``)."""
+    return {key.replace(substring, ""): value for key, value in state_dict.items()}
+
+
+def compare_state_dicts(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    optional_suffixes: Iterable[str] = (),
+) -> tuple[list[str], list[str], list[str]]:
+    """Return (missing, unexpected, wrong-shape) key lists of ``given`` against ``expected``."""
+    optional = tuple(optional_suffixes)
+    missing = [key for key in expected if key not in given and not (optional and key.endswith(optional))]
+    unexpected = [key for key in given if key not in expected]
+    wrong_shape = [
+        f"{key} (file {tuple(given[key].shape)}, model {tuple(expected[key].shape)})"
+        for key in expected
+        if key in given and tuple(given[key].shape) != tuple(expected[key].shape)
+    ]
+    return missing, unexpected, wrong_shape
+
+
+def load_into_module(
+    module: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    expected: str,
+    path: Path | None = None,
+    optional_suffixes: Iterable[str] = (),
+    describe: Callable[[Mapping[str, torch.Tensor]], str] | None = None,
+) -> torch.nn.Module:
+    """Load ``state_dict`` strictly into ``module``; raise CheckpointMismatchError listing bad keys.
+
+    Keys ending in one of ``optional_suffixes`` (e.g. ``num_batches_tracked``) may be absent from the
+    file; the module keeps its own value for them. ``describe`` names what a mismatching file holds.
+    """
+    own = module.state_dict()
+    missing, unexpected, wrong_shape = compare_state_dicts(own, state_dict, optional_suffixes)
+    if missing or unexpected or wrong_shape:
+        detail = ""
+        if describe is not None:
+            try:
+                detail = f"the file holds {describe(state_dict)}"
+            except Exception:  # noqa: BLE001 - describing is best effort, the key lists are the message
+                detail = ""
+        raise CheckpointMismatchError(path, expected, missing, unexpected, wrong_shape, detail)
+    complete = dict(state_dict)
+    for key, value in own.items():
+        complete.setdefault(key, value)
+    module.load_state_dict(complete, strict=True)
+    return module
