@@ -1,0 +1,66 @@
+"""What every entry-point script shares: common flags and turning our errors into one line + exit code."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from models.registry import WEIGHTS_DIR_ENV, checkpoint_path
+from utils.device import DEVICE_CHOICES_HELP
+from utils.errors import GhostError
+
+logger = logging.getLogger("ghostv2")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults and keeps the description's line breaks."""
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the project's help formatting."""
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--weights_dir``, which every CLI that runs a model takes."""
+    parser.add_argument("--device", default="auto", help=f"compute device: {DEVICE_CHOICES_HELP}")
+    parser.add_argument(
+        "--weights_dir", default=None,
+        help=f"folder holding the downloaded weights (default: ${WEIGHTS_DIR_ENV}, else weights/ beside the scripts); "
+        "explicit per-model path flags override it",
+    )
+
+
+def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    """A boolean flag with a ``--no-`` form (``--enhance_output`` / ``--no-enhance_output``)."""
+    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
+def add_weight_path(parser: argparse.ArgumentParser, flag: str, checkpoint: str, help: str) -> None:
+    """A per-model path flag whose default comes from the registry (resolved against --weights_dir later)."""
+    parser.add_argument(f"--{flag}", default=None,
+                        help=f"{help} (default: <weights_dir>/{Path(checkpoint_path(checkpoint, '.')).as_posix()[2:]})")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log to stderr: INFO for the user's progress, DEBUG with --verbose."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def run_cli(function: Callable[[], int | None]) -> int:
+    """Run a CLI body; our typed errors become one line on stderr and exit code 1 (no traceback)."""
+    try:
+        result = function()
+    except GhostError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result is None else int(result)
