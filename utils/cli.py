@@ -5,9 +5,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from models.registry import WEIGHTS_DIR_ENV, checkpoint_path
+from models.registry import CHECKPOINTS, WEIGHTS_DIR_ENV
 from utils.device import DEVICE_CHOICES_HELP
 from utils.errors import GhostError
 
@@ -18,8 +17,14 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the description's line breaks."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default (unless it is None or the help already gives it) and keeps line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.option_strings == []:
+            return text
+        return text + " (default: %(default)s)"
 
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -32,7 +37,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help=f"compute device: {DEVICE_CHOICES_HELP}")
     parser.add_argument(
         "--weights_dir", default=None,
-        help=f"folder holding the downloaded weights (default: ${WEIGHTS_DIR_ENV}, else weights/ beside the scripts); "
+        help=f"folder holding the downloaded weights [default: ${WEIGHTS_DIR_ENV}, else weights/ beside the scripts]; "
         "explicit per-model path flags override it",
     )
 
@@ -44,8 +49,7 @@ def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: st
 
 def add_weight_path(parser: argparse.ArgumentParser, flag: str, checkpoint: str, help: str) -> None:
     """A per-model path flag whose default comes from the registry (resolved against --weights_dir later)."""
-    parser.add_argument(f"--{flag}", default=None,
-                        help=f"{help} (default: <weights_dir>/{Path(checkpoint_path(checkpoint, '.')).as_posix()[2:]})")
+    parser.add_argument(f"--{flag}", default=None, help=f"{help} [default: <weights_dir>/{CHECKPOINTS[checkpoint].path}]")
 
 
 def configure_logging(verbose: bool = False) -> None:
