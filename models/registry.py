@@ -102,7 +102,8 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
             "ghostv2_discriminator", "the GhostV2 multiscale discriminator",
             "GhostV2_D_unet_2blocks.safetensors", "GhostV2/D_unet_2blocks.safetensors",
             "manifest_GhostV2_D_unet_2blocks.json", "network.discriminator:MultiscaleDiscriminator",
-            convert="network.aeinet:convert_state_dict", download_set="all", standin_prefix="_orig_mod.",
+            convert="network.aeinet:convert_state_dict", describe="network.aeinet:describe_state_dict",
+            download_set="all", standin_prefix="_orig_mod.",
             licence=_APACHE_GHOST,
         ),
         CheckpointSpec(
