@@ -1,0 +1,44 @@
+"""Swap the face of a source image into a target image.
+
+Examples:
+  python inference.py --source_file_path me.jpg --target_file_path film.jpg --output_file_path out.jpg
+  python inference.py --source_file_path me.jpg --target_file_path film.jpg --output_file_path out.jpg
+         --paste_back_mode facexlib_with_parser --no-inpaint_output
+  GhostV1 generator: add --G_path weights/GhostV1/G_unet_2blocks.safetensors --face_embeddings arcface
+         --align_mode insightface_v1
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from models.registry import REPO_ROOT
+from utils.cli import configure_logging, make_parser, run_cli
+from utils.swap import FaceSwapper
+from utils.swap_arguments import add_swap_arguments, swap_options_from_arguments
+
+logger = logging.getLogger("ghostv2")
+EXAMPLES = REPO_ROOT / "examples"
+RESULTS = EXAMPLES / "results/inference"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser("inference.py", __doc__)
+    parser.add_argument("--source_file_path", default=str(EXAMPLES / "astronaut.png"), help="image giving the identity")
+    parser.add_argument("--target_file_path", default=str(EXAMPLES / "cameraman.png"),
+                        help="image whose face is replaced")
+    parser.add_argument("--output_file_path", default=str(RESULTS / "astronaut_cameraman.jpg"),
+                        help="where the result is written (folders are created; an input is never overwritten)")
+    add_swap_arguments(parser, debug_folder=str(RESULTS))
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+
+    def body() -> None:
+        swapper = FaceSwapper(swap_options_from_arguments(args))
+        swapper.swap_files(args.source_file_path, args.target_file_path, args.output_file_path)
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Cropping aligned faces from one image or a folder tree (the library side of align.py)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from utils.batch_files import SAME_AS_SOURCE, BatchReport, collect_sources, plan_batch
+from utils.device import resolve_device
+from utils.errors import GhostError
+from utils.image import read_image, write_image
+
+logger = logging.getLogger(__name__)
+
+ALIGN_OUTPUT_EXTENSIONS = (SAME_AS_SOURCE, ".png", ".jpg")
+
+
+@dataclass
+class AlignOptions:
+    """Everything align.py can be asked (flag names of the original tool)."""
+
+    aligned_folder: str | Path
+    source_image: str | Path | None = None
+    source_folder: str | Path | None = None
+    output_extension: str = SAME_AS_SOURCE
+    align_mode: str = "insightface_v2"
+    final_crop_size: int = 256
+    detection_threshold: float = 0.97
+    overwrite: bool = False
+    device: str = "auto"
+    weights_dir: str | Path | None = None
+    retina_face_model_path: str | Path | None = None
+    cvlface_aligner_model_path: str | Path | None = None
+
+
+def best_face_keypoints(detector, image_bgr: np.ndarray) -> np.ndarray | None:
+    """Five keypoints ``(5, 2) float32`` (image pixels) of the highest-score face, or None when there is none."""
+    faces = detector.detect(image_bgr)
+    if not faces:
+        return None
+    return max(faces, key=lambda face: float(face.score)).keypoints
+
+
+def align_images(options: AlignOptions, detector, cvlface_aligner: torch.nn.Module | None = None) -> BatchReport:
+    """Detect, align and write the best face of every input; the folder structure is mirrored.
+
+    Each output is a ``final_crop_size``² ``uint8 BGR`` crop. Faceless or unreadable images are reported and
+    produce no file; existing outputs are kept unless ``overwrite``; inputs are never written to.
+    """
+    from utils.align import align_face
+
+    if options.output_extension not in ALIGN_OUTPUT_EXTENSIONS:
+        raise GhostError(
+            f"unsupported output extension {options.output_extension!r}; "
+            f"choose one of {', '.join(ALIGN_OUTPUT_EXTENSIONS)}"
+        )
+    sources, source_root = collect_sources(options.source_image, options.source_folder)
+    plan = plan_batch(sources, source_root, options.aligned_folder, options.output_extension, options.overwrite)
+    report = BatchReport(skipped_existing=len(plan.skipped_existing))
+    report.failed.extend((item.source, reason) for item, reason in plan.refused)
+    logger.info("aligning %d image(s), %d already present", len(plan.items), len(plan.skipped_existing))
+    for item in tqdm(plan.items, desc="align", unit="image", disable=not plan.items):
+        try:
+            image = read_image(item.source)
+        except GhostError as error:
+            logger.warning("%s", error)
+            report.failed.append((item.source, str(error)))
+            continue
+        keypoints = best_face_keypoints(detector, image)
+        if keypoints is None:
+            logger.info("no face found in %s (detection threshold %s); nothing written", item.source,
+                        options.detection_threshold)
+            report.no_face.append(item.source)
+            continue
+        face, _ = align_face(image, keypoints, options.align_mode, options.final_crop_size,
+                             cvlface_aligner=cvlface_aligner)
+        report.written.append(write_image(item.output, face, protect=(item.source,)))
+    return report
+
+
+def run_alignment(options: AlignOptions) -> BatchReport:
+    """Load the detector (and the CVLFace aligner for ``cvlface`` mode) once, then align every input.
+
+    Like the original align.py, detection runs on the full-size image (no long-side limit).
+    """
+    from models.retinaface import load_face_detector
+    from utils.align import ALIGN_MODES
+
+    if options.align_mode not in ALIGN_MODES:
+        raise GhostError(f"unknown align mode {options.align_mode!r}; choose one of {', '.join(ALIGN_MODES)}")
+    # Fail on a bad source before spending time on loading weights.
+    collect_sources(options.source_image, options.source_folder)
+    device = resolve_device(options.device)
+    detector = load_face_detector(
+        device=device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
+        threshold=options.detection_threshold, max_size=None,
+    )
+    cvlface_aligner = None
+    if options.align_mode == "cvlface":
+        from models.registry import load_model
+
+        cvlface_aligner = load_model(
+            "cvlface_aligner", device=device, path=options.cvlface_aligner_model_path, weights_dir=options.weights_dir
+        )
+    with torch.inference_mode():
+        return align_images(options, detector, cvlface_aligner)

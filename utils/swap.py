@@ -1,0 +1,557 @@
+"""The face-swap pipeline of inference.py and demo.py: one object that loads each model once, lazily.
+
+Stages of one swap (SPEC §2, geometry README §4): read → NSFW check of the target → detect → align →
+(68-point landmarks for the ghost paste-back) → source identity embedding → generator → (GFPGAN) →
+paste back → (SDXL edge inpainting) → NSFW check of the output → write. Each stage's wall time is kept
+in ``FaceSwapper.timings`` for the benchmark.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from utils.align import ALIGN_MODES
+from utils.device import autocast, resolve_device, use_fp16
+from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
+from utils.image import bgr_to_tensor, read_image, tensor_to_uint8_truncated, write_image
+from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
+
+logger = logging.getLogger(__name__)
+
+ALIGNED_FACE_SIZE = 256
+GFPGAN_FACE_SIZE = 512
+DETECTION_MAX_SIZE = 1280
+DETECTION_CACHE_SIZE = 64  # pictures whose detections are kept (demo grids reuse each picture many times)
+PRECISIONS = ("32", "32-true", "16", "16-mixed", "16-true")
+STAGES = ("load", "read", "nsfw", "detect", "align", "landmarks", "embed", "generate", "enhance", "paste", "inpaint",
+          "write")
+# The per-model path flags of the original inference.py, by --face_embeddings name.
+EMBEDDING_PATH_FIELDS = {
+    "arcface": "arcface_model_path",
+    "adaface": "adaface_model_path",
+    "cvl_arcface": "cvl_arcface_model_path",
+    "cvl_adaface": "cvl_adaface_model_path",
+    "cvl_vit": "cvl_vit_model_path",
+    "facenet": "facenet_model_path",
+}
+
+
+@dataclass(frozen=True)
+class SwapOptions:
+    """Every setting of a swap; field names are inference.py's flags (the original project's names).
+
+    Paths left as None resolve to the registry's file under ``weights_dir``; ``nsfw_model`` and
+    ``inpainting_model`` take a Hugging Face id or a local folder (None: the registry's id).
+    """
+
+    G_path: str | None = None
+    backbone: str = "unet"
+    num_blocks: int = 2
+    align_corners: bool = True
+    face_embeddings: str = "cvl_vit"
+    align_mode: str = "insightface_v2"
+    paste_back_mode: str = "ghost"
+    enhance_output: bool = True
+    inpaint_output: bool = True
+    detection_threshold: float = 0.97
+    detection_max_size: int | None = DETECTION_MAX_SIZE  # long-side limit for detection; no flag (original: 1280)
+    source_face_index: int = 0
+    target_face_index: int = 0
+    device: str = "auto"
+    precision: str | None = None
+    weights_dir: str | None = None
+    arcface_model_path: str | None = None
+    adaface_model_path: str | None = None
+    cvl_arcface_model_path: str | None = None
+    cvl_adaface_model_path: str | None = None
+    cvl_vit_model_path: str | None = None
+    facenet_model_path: str | None = None
+    gfpgan_model_path: str | None = None
+    face_alignment_model_path: str | None = None
+    face_parser_model_path: str | None = None
+    retina_face_model_path: str | None = None
+    cvlface_aligner_model_path: str | None = None
+    nsfw_model: str | None = None
+    inpainting_model: str | None = None
+    inpainting_seed: int | None = None
+    check_output_nsfw: bool = True
+    debug: bool = False
+    debug_ghost_landmarks: bool = False
+    debug_source_face_path: str | None = None
+    debug_target_face_path: str | None = None
+    debug_swapped_face_path: str | None = None
+    debug_enhanced_face_path: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (
+            ("paste_back_mode", self.paste_back_mode, PASTE_BACK_MODES),
+            ("align_mode", self.align_mode, ALIGN_MODES),
+            ("face_embeddings", self.face_embeddings, tuple(EMBEDDING_PATH_FIELDS)),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+    @property
+    def uses_landmarks(self) -> bool:
+        return self.paste_back_mode == "ghost"
+
+    @property
+    def uses_parser(self) -> bool:
+        return self.paste_back_mode == "facexlib_with_parser"
+
+    @property
+    def uses_inpainting(self) -> bool:
+        # Only the paste-back modes that return a face mask can be followed by inpainting.
+        return self.inpaint_output and self.paste_back_mode in MODES_WITH_MASK
+
+    @property
+    def fp16_requested(self) -> bool:
+        return self.precision is not None and self.precision.startswith("16")
+
+
+@dataclass
+class FaceInImage:
+    """One face picked in an image: its detection and its aligned crop."""
+
+    image: np.ndarray  # H×W×3 uint8 BGR, the whole picture
+    box: np.ndarray  # (4,) float32 x1, y1, x2, y2 in image pixels
+    keypoints: np.ndarray  # (5, 2) float32 in image pixels
+    face: np.ndarray  # 256×256×3 uint8 BGR aligned crop
+    matrix: np.ndarray  # 2×3 float64, image → crop
+    landmarks: np.ndarray | None = None  # (68, 2) float32 in crop pixels (ghost paste-back only)
+
+
+@dataclass
+class SwapResult:
+    """What one swap produced, with the intermediate faces (the --debug outputs)."""
+
+    image: np.ndarray  # H×W×3 uint8 BGR (256×256 for paste_back_mode "none")
+    source: FaceInImage
+    target: FaceInImage
+    swapped_face: np.ndarray  # 256×256×3 uint8 BGR, raw generator output
+    enhanced_face: np.ndarray | None  # 256×256×3 uint8 BGR after GFPGAN, None when not enhanced
+    mask: np.ndarray | None  # H×W uint8 mask returned by the paste-back (ghost, facexlib_with_parser)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class ModelCache:
+    """Models loaded so far, keyed by what they were loaded from; shared by swappers with different options."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple, Any] = {}
+        self._detections: dict[tuple, list] = {}
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._models
+
+    def get(self, key: tuple, load: Callable[[], Any]) -> Any:
+        """The model stored under ``key``, loading it with ``load()`` the first time."""
+        if key not in self._models:
+            self._models[key] = load()
+        return self._models[key]
+
+    def detections(self, key: tuple, detect: Callable[[], list]) -> list:
+        """The detections stored under ``key`` (an image's content and the detector settings), else ``detect()``."""
+        if key not in self._detections:
+            if len(self._detections) >= DETECTION_CACHE_SIZE:
+                self._detections.pop(next(iter(self._detections)))  # forget the oldest picture
+            self._detections[key] = detect()
+        return self._detections[key]
+
+    def put(self, key: tuple, model: Any) -> None:
+        """Store an already built model under ``key`` (e.g. a stand-in in tests)."""
+        self._models[key] = model
+
+    def copy(self) -> ModelCache:
+        """A new cache holding the same models and detections (adding to it leaves this one unchanged)."""
+        clone = ModelCache()
+        clone._models.update(self._models)
+        clone._detections.update(self._detections)
+        return clone
+
+    def loaded(self) -> list[str]:
+        """Names of the models in memory (for logs and tests)."""
+        return [key[0] for key in self._models]
+
+
+class FaceSwapper:
+    """Swap the face of a source image into a target image; models load on first use, once.
+
+    ``FaceSwapper(options).swap_files(source, target, output)`` is what inference.py does;
+    ``swap_images`` works on arrays; ``with_options(...)`` gives a swapper with other settings that
+    reuses the models already loaded.
+    """
+
+    def __init__(self, options: SwapOptions | None = None, models: ModelCache | None = None) -> None:
+        self.options = options or SwapOptions()
+        self.device = resolve_device(self.options.device)
+        self.fp16 = use_fp16(self.device, self.options.fp16_requested)
+        self.models = models or ModelCache()
+        self.timings: dict[str, float] = {}
+
+    def with_options(self, **changes: Any) -> FaceSwapper:
+        """A swapper with some options changed, sharing this one's loaded models."""
+        return FaceSwapper(replace(self.options, **changes), self.models)
+
+    # ------------------------------------------------------------------------------------------------ timing
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def _load(self, key: tuple, load: Callable[[], Any]) -> Any:
+        if key in self.models:
+            return self.models.get(key, load)
+        logger.debug("loading %s", key[0])
+        with self._stage("load"):
+            return self.models.get(key, load)
+
+    # ------------------------------------------------------------------------------------------------ models
+
+    @property
+    def detector(self):
+        """RetinaFace (``models.retinaface.FaceDetector``) with ``--detection_threshold``."""
+        options = self.options
+
+        def load():
+            from models.retinaface import load_face_detector
+
+            return load_face_detector(
+                device=self.device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
+                threshold=options.detection_threshold, max_size=options.detection_max_size,
+            )
+
+        return self._load(("retinaface", options.retina_face_model_path, options.weights_dir,
+                           options.detection_threshold, options.detection_max_size), load)
+
+    @property
+    def landmark_detector(self):
+        """The 68-point FAN (``models.fan_landmarks.LandmarkDetector``), for the ghost paste-back."""
+        options = self.options
+
+        def load():
+            from models.fan_landmarks import load_landmark_detector
+
+            return load_landmark_detector(
+                device=self.device, path=options.face_alignment_model_path, weights_dir=options.weights_dir
+            )
+
+        return self._load(("face_alignment", options.face_alignment_model_path, options.weights_dir), load)
+
+    @property
+    def embedder(self) -> torch.nn.Module:
+        """The ``--face_embeddings`` model (``models.embeddings.FaceEmbedder``)."""
+        options = self.options
+        path = getattr(options, EMBEDDING_PATH_FIELDS[options.face_embeddings])
+
+        def load():
+            from models.embeddings import load_face_embedder
+
+            return load_face_embedder(options.face_embeddings, device=self.device, path=path,
+                                      weights_dir=options.weights_dir)
+
+        return self._load((options.face_embeddings, path, options.weights_dir), load)
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The AEI-Net generator from ``--G_path`` with ``--backbone/--num_blocks/--align_corners``."""
+        options = self.options
+        settings = {"backbone": options.backbone, "num_blocks": options.num_blocks,
+                    "align_corners": options.align_corners}
+
+        def load():
+            from models.registry import load_model
+
+            return load_model("ghostv2_generator", device=self.device, path=options.G_path,
+                              weights_dir=options.weights_dir, **settings)
+
+        return self._load(("generator", options.G_path, options.weights_dir, tuple(settings.items())), load)
+
+    @property
+    def gfpgan(self) -> torch.nn.Module:
+        """GFPGAN v1.4 (``--enhance_output``)."""
+        options = self.options
+
+        def load():
+            from models.gfpgan import load_gfpgan
+
+            return load_gfpgan("v1.4", device=self.device, path=options.gfpgan_model_path,
+                               weights_dir=options.weights_dir)
+
+        return self._load(("gfpgan_v1_4", options.gfpgan_model_path, options.weights_dir), load)
+
+    @property
+    def face_parser(self) -> Callable[[np.ndarray], np.ndarray]:
+        """BiSeNet as a callable: ``512×512×3 uint8 BGR`` face → ``512×512`` class labels."""
+        options = self.options
+
+        def load():
+            from functools import partial
+
+            from models.bisenet import load_bisenet, parse_face
+
+            model = load_bisenet(device=self.device, path=options.face_parser_model_path,
+                                 weights_dir=options.weights_dir)
+            return partial(parse_face, model=model)
+
+        return self._load(("bisenet", options.face_parser_model_path, options.weights_dir), load)
+
+    @property
+    def cvlface_aligner(self) -> torch.nn.Module:
+        """The CVLFace DFA network of the ``cvlface`` align mode."""
+        options = self.options
+
+        def load():
+            from models.registry import load_model
+
+            return load_model("cvlface_aligner", device=self.device, path=options.cvlface_aligner_model_path,
+                              weights_dir=options.weights_dir)
+
+        return self._load(("cvlface_aligner", options.cvlface_aligner_model_path, options.weights_dir), load)
+
+    @property
+    def nsfw_filter(self):
+        """The NSFW classifier (``models.nsfw.NSFWFilter``) from ``--nsfw_model`` (a Hub id or a folder)."""
+        from models.registry import HUB_MODELS
+
+        model = self.options.nsfw_model or HUB_MODELS["nsfw"].model_id
+
+        def load():
+            from models.nsfw import NSFWFilter
+
+            return NSFWFilter.from_pretrained(model, self.device)
+
+        return self._load(("nsfw", model), load)
+
+    @property
+    def inpainter(self):
+        """The SDXL inpainting pipeline from ``--inpainting_model`` (a Hub id or a folder)."""
+        from models.registry import HUB_MODELS
+
+        model = self.options.inpainting_model or HUB_MODELS["sdxl_inpainting"].model_id
+
+        def load():
+            from utils.inpainting import load_inpainting_pipeline
+
+            return load_inpainting_pipeline(model, device=self.device, fp16=self.fp16)
+
+        return self._load(("sdxl_inpainting", model), load)
+
+    def load_models(self) -> None:
+        """Load now every model the options need (otherwise each loads at its first use)."""
+        _ = self.nsfw_filter, self.detector, self.embedder, self.generator
+        if self.options.align_mode == "cvlface":
+            _ = self.cvlface_aligner
+        if self.options.uses_landmarks:
+            _ = self.landmark_detector
+        if self.options.enhance_output:
+            _ = self.gfpgan
+        if self.options.uses_parser:
+            _ = self.face_parser
+        if self.options.uses_inpainting:
+            _ = self.inpainter
+
+    # ------------------------------------------------------------------------------------------------ stages
+
+    def check_nsfw(self, image: np.ndarray, what: str) -> None:
+        """Raise NSFWContentError when the classifier calls ``image`` (H×W×3 uint8 BGR) NSFW."""
+        nsfw_filter = self.nsfw_filter
+        with self._stage("nsfw"):
+            nsfw_filter.check(image, what)
+
+    def detections(self, image: np.ndarray) -> list:
+        """Every face RetinaFace finds in ``image`` (H×W×3 uint8 BGR), in CLI order (left to right).
+
+        Cached per image content, so a picture used in several pairs is detected once.
+        """
+        detector = self.detector
+        options = self.options
+        key = (hashlib.sha1(image.tobytes()).hexdigest(), image.shape, options.detection_threshold,
+               options.detection_max_size, options.retina_face_model_path, options.weights_dir)
+        with self._stage("detect"):
+            return self.models.detections(key, lambda: detector.detect(image))
+
+    def detect(self, image: np.ndarray, face_index: int, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Box ``(4,)`` and keypoints ``(5, 2)`` (float32, image pixels) of face ``face_index`` in CLI order."""
+        faces = self.detections(image)
+        if not faces:
+            raise NoFaceFoundError(
+                f"no face found in the {role} image (detection threshold {self.options.detection_threshold}); "
+                "try a lower --detection_threshold or another picture"
+            )
+        if not 0 <= face_index < len(faces):
+            raise FaceIndexError(
+                f"{role} face index {face_index} is out of range: {len(faces)} face(s) found in the {role} image "
+                f"(valid indices 0 to {len(faces) - 1})"
+            )
+        face = faces[face_index]
+        return np.asarray(face.box, dtype=np.float32), np.asarray(face.keypoints, dtype=np.float32)
+
+    def align(self, image: np.ndarray, box: np.ndarray, keypoints: np.ndarray) -> FaceInImage:
+        """Aligned 256×256 crop and its image → crop matrix, with ``--align_mode``."""
+        from utils.align import align_face
+
+        aligner = self.cvlface_aligner if self.options.align_mode == "cvlface" else None
+        with self._stage("align"), torch.inference_mode():
+            face, matrix = align_face(image, keypoints, self.options.align_mode, ALIGNED_FACE_SIZE,
+                                      cvlface_aligner=aligner)
+        return FaceInImage(image=image, box=box, keypoints=keypoints, face=face, matrix=matrix)
+
+    def add_landmarks(self, face: FaceInImage) -> None:
+        """68-point FAN landmarks of the face, moved into its 256×256 crop frame (ghost paste-back)."""
+        from utils.align import transform_points
+
+        landmark_detector = self.landmark_detector
+        with self._stage("landmarks"), torch.inference_mode():
+            landmarks = landmark_detector.get_landmarks(face.image, face.box)
+            face.landmarks = transform_points(landmarks, face.matrix)
+
+    def embed(self, source_face: np.ndarray) -> torch.Tensor:
+        """Identity embedding ``[1, 512]`` of an aligned 256×256 BGR face with ``--face_embeddings``."""
+        embedder = self.embedder
+        with self._stage("embed"), torch.inference_mode(), autocast(self.device, self.fp16):
+            return embedder(bgr_to_tensor(source_face).to(self.device)).float()
+
+    def generate(self, target_face: np.ndarray, identity: torch.Tensor) -> np.ndarray:
+        """The generator's swapped face, 256×256×3 uint8 BGR (truncated, as the original converts it)."""
+        generator = self.generator
+        with self._stage("generate"), torch.inference_mode(), autocast(self.device, self.fp16):
+            swapped, _ = generator(bgr_to_tensor(target_face).to(self.device), identity)
+        return np.ascontiguousarray(tensor_to_uint8_truncated(swapped.float())[:, :, ::-1])
+
+    def enhance(self, face: np.ndarray) -> np.ndarray:
+        """GFPGAN v1.4 at 512×512, resized back to 256×256 (uint8 BGR in and out)."""
+        from models.gfpgan import enhance_face
+
+        gfpgan = self.gfpgan
+        with self._stage("enhance"), torch.inference_mode():
+            upscaled = cv2.resize(face, (GFPGAN_FACE_SIZE, GFPGAN_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+            enhanced = enhance_face(upscaled, gfpgan)
+            return cv2.resize(enhanced, (ALIGNED_FACE_SIZE, ALIGNED_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+
+    def paste(self, face: np.ndarray, source: FaceInImage, target: FaceInImage) -> tuple[np.ndarray, np.ndarray | None]:
+        """Put the 256×256 face back into the target image with ``--paste_back_mode``; (image, mask or None)."""
+        from utils.paste_back import paste_back
+
+        mode = self.options.paste_back_mode
+        if mode == "none":
+            return face, None
+        parser = self.face_parser if self.options.uses_parser else None
+        with self._stage("paste"), torch.inference_mode():
+            return paste_back(
+                mode, target.image, face, target.matrix,
+                source_landmarks=source.landmarks, target_landmarks=target.landmarks, face_parser=parser,
+            )
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """SDXL inpainting of a band around the pasted face's edge (uint8 BGR in and out, same size)."""
+        from utils.inpainting import inpaint_face_edges
+
+        pipeline = self.inpainter
+        with self._stage("inpaint"):
+            generator = None
+            if self.options.inpainting_seed is not None:
+                generator = torch.Generator("cpu").manual_seed(self.options.inpainting_seed)
+            return inpaint_face_edges(pipeline, image, mask, generator=generator).image
+
+    # ------------------------------------------------------------------------------------------------ whole swaps
+
+    def prepare_face(self, image: np.ndarray, face_index: int, role: str) -> FaceInImage:
+        """Detect, pick, align (and landmark, for ghost) one face of an image."""
+        box, keypoints = self.detect(image, face_index, role)
+        face = self.align(image, box, keypoints)
+        if self.options.uses_landmarks:
+            self.add_landmarks(face)
+        return face
+
+    def swap_images(self, source_image: np.ndarray, target_image: np.ndarray) -> SwapResult:
+        """Swap the chosen source face onto the chosen target face; both images H×W×3 uint8 BGR.
+
+        Raises NSFWContentError, NoFaceFoundError or FaceIndexError with a message for the user.
+        """
+        self.timings = {}
+        self.check_nsfw(target_image, "target image")
+        source = self.prepare_face(source_image, self.options.source_face_index, "source")
+        target = self.prepare_face(target_image, self.options.target_face_index, "target")
+        identity = self.embed(source.face)
+        swapped_face = self.generate(target.face, identity)
+        enhanced_face = self.enhance(swapped_face) if self.options.enhance_output else None
+        image, mask = self.paste(swapped_face if enhanced_face is None else enhanced_face, source, target)
+        if self.options.inpaint_output and mask is not None:
+            if np.any(mask == 255):
+                image = self.inpaint(image, mask)
+            else:
+                # A face mask with no inside pixel has no edge to repaint (degenerate landmarks or parse).
+                logger.warning("the %s paste-back returned an empty face mask; edge inpainting skipped",
+                               self.options.paste_back_mode)
+        if self.options.check_output_nsfw:
+            self.check_nsfw(image, "swapped output")
+        return SwapResult(image, source, target, swapped_face, enhanced_face, mask, dict(self.timings))
+
+    def swap_files(self, source_path: str | Path, target_path: str | Path, output_path: str | Path) -> SwapResult:
+        """Read both images, swap, and write the output (and the --debug faces); inputs are never overwritten."""
+        source_path, target_path, output_path = Path(source_path), Path(target_path), Path(output_path)
+        inputs = (source_path, target_path)
+        for path in inputs:
+            if output_path.exists() and output_path.resolve() == path.resolve():
+                raise GhostError(f"the output path {output_path} is an input file; choose another output path")
+        timings: dict[str, float] = {}
+        with self._stage("read"):
+            source_image = read_image(source_path)
+            target_image = read_image(target_path)
+        timings["read"] = self.timings["read"]
+        result = self.swap_images(source_image, target_image)
+        result.timings["read"] = timings["read"]
+        with self._stage("write"):
+            write_image(output_path, result.image, protect=inputs)
+            if self.options.debug:
+                self.write_debug_faces(result, protect=inputs)
+        result.timings["write"] = self.timings["write"]
+        self.timings = result.timings
+        logger.info("wrote %s", output_path)
+        return result
+
+    def write_debug_faces(self, result: SwapResult, protect: tuple[Path, ...] = ()) -> None:
+        """The aligned source/target faces (with landmark indices if asked), raw and enhanced swapped faces."""
+        options = self.options
+        faces = {
+            options.debug_source_face_path: self._debug_face(result.source),
+            options.debug_target_face_path: self._debug_face(result.target),
+            options.debug_swapped_face_path: result.swapped_face,
+            options.debug_enhanced_face_path: result.enhanced_face,
+        }
+        for path, face in faces.items():
+            if path is not None and face is not None:
+                write_image(path, face, protect=protect)
+                logger.info("debug: wrote %s", path)
+
+    def _debug_face(self, face: FaceInImage) -> np.ndarray:
+        if not (self.options.debug_ghost_landmarks and face.landmarks is not None):
+            return face.face
+        return draw_landmark_indices(face.face, face.landmarks)
+
+
+def draw_landmark_indices(face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """A copy of a BGR face with each landmark drawn as a dot and its index (to check the ghost mask's points)."""
+    canvas = face.copy()
+    for index, (x, y) in enumerate(np.asarray(landmarks, dtype=np.float64)):
+        point = (int(round(x)), int(round(y)))
+        cv2.circle(canvas, point, 1, (0, 255, 0), -1)
+        cv2.putText(canvas, str(index), (point[0] + 2, point[1] - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.25, (0, 0, 255), 1)
+    return canvas
