@@ -7,7 +7,7 @@ coordinates, so ``cv2.warpAffine(image, matrix, (size, size))`` is the crop and
 
 Keypoints are ``5×2 float32`` pixel coordinates in RetinaFace order: left eye, right eye, nose tip,
 left mouth corner, right mouth corner ("left" = image-left). Numbers follow
-/work/shared/conformance/geometry/README.md §1 and recognition/README.md §6.3.
+../shared/conformance/geometry/README.md §1 and recognition/README.md §6.3.
 """
 from __future__ import annotations
 

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
-from utils.batch_files import SAME_AS_SOURCE, BatchReport, collect_sources, plan_batch
+from utils.batch_files import SAME_AS_SOURCE, BatchReport, collect_sources, run_batch
 from utils.device import resolve_device
 from utils.errors import GhostError
-from utils.image import read_image, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -53,33 +50,18 @@ def align_images(options: AlignOptions, detector, cvlface_aligner: torch.nn.Modu
     """
     from utils.align import align_face
 
-    if options.output_extension not in ALIGN_OUTPUT_EXTENSIONS:
-        raise GhostError(
-            f"unsupported output extension {options.output_extension!r}; "
-            f"choose one of {', '.join(ALIGN_OUTPUT_EXTENSIONS)}"
-        )
-    sources, source_root = collect_sources(options.source_image, options.source_folder)
-    plan = plan_batch(sources, source_root, options.aligned_folder, options.output_extension, options.overwrite)
-    report = BatchReport(skipped_existing=len(plan.skipped_existing))
-    report.failed.extend((item.source, reason) for item, reason in plan.refused)
-    logger.info("aligning %d image(s), %d already present", len(plan.items), len(plan.skipped_existing))
-    for item in tqdm(plan.items, desc="align", unit="image", disable=not plan.items):
-        try:
-            image = read_image(item.source)
-        except GhostError as error:
-            logger.warning("%s", error)
-            report.failed.append((item.source, str(error)))
-            continue
+    def aligned(source: Path, image: np.ndarray) -> np.ndarray | None:
         keypoints = best_face_keypoints(detector, image)
         if keypoints is None:
-            logger.info("no face found in %s (detection threshold %s); nothing written", item.source,
+            logger.info("no face found in %s (detection threshold %s); nothing written", source,
                         options.detection_threshold)
-            report.no_face.append(item.source)
-            continue
+            return None
         face, _ = align_face(image, keypoints, options.align_mode, options.final_crop_size,
                              cvlface_aligner=cvlface_aligner)
-        report.written.append(write_image(item.output, face, protect=(item.source,)))
-    return report
+        return face
+
+    return run_batch(options.source_image, options.source_folder, options.aligned_folder, options.output_extension,
+                     ALIGN_OUTPUT_EXTENSIONS, options.overwrite, "align", aligned)
 
 
 def run_alignment(options: AlignOptions) -> BatchReport:

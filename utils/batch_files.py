@@ -6,11 +6,15 @@ unless asked to overwrite, and must never write over one of their inputs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
 from utils.errors import GhostError
-from utils.image import list_images
+from utils.image import list_images, read_image, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +113,40 @@ def plan_batch(
     for item, reason in plan.refused:
         logger.warning("skipping %s -> %s: %s", item.source, item.output, reason)
     return plan
+
+
+def run_batch(
+    source_image: str | Path | None,
+    source_folder: str | Path | None,
+    output_folder: str | Path,
+    output_extension: str,
+    allowed_extensions: Sequence[str],
+    overwrite: bool,
+    action: str,
+    transform: Callable[[Path, np.ndarray], np.ndarray | None],
+) -> BatchReport:
+    """Read every planned input, pass it through ``transform`` and write what it returns.
+
+    ``transform(source_path, image)`` gets ``H×W×3 uint8 BGR`` and returns the image to write, or None when
+    the input has no face (reported, nothing written). Unreadable inputs are reported and skipped.
+    """
+    if output_extension not in allowed_extensions:
+        raise GhostError(
+            f"unsupported output extension {output_extension!r}; choose one of {', '.join(allowed_extensions)}"
+        )
+    sources, source_root = collect_sources(source_image, source_folder)
+    plan = plan_batch(sources, source_root, output_folder, output_extension, overwrite)
+    report = BatchReport(skipped_existing=len(plan.skipped_existing))
+    report.failed.extend((item.source, reason) for item, reason in plan.refused)
+    logger.info("%s: %d image(s) to do, %d already present", action, len(plan.items), len(plan.skipped_existing))
+    for item in tqdm(plan.items, desc=action, unit="image", disable=not plan.items):
+        try:
+            result = transform(item.source, read_image(item.source))
+            if result is None:
+                report.no_face.append(item.source)
+                continue
+            report.written.append(write_image(item.output, result, protect=(item.source,)))
+        except GhostError as error:
+            logger.warning("%s", error)
+            report.failed.append((item.source, str(error)))
+    return report

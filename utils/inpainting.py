@@ -1,7 +1,7 @@
 """SDXL inpainting of the band around a pasted face's edge (the last step of inference).
 
 diffusers is imported only when a pipeline is loaded, so the rest of GhostV2 works without it. The
-steps follow /work/shared/conformance/geometry/README.md §5; §6.4 lists the library pitfalls handled
+steps follow ../shared/conformance/geometry/README.md §5; §6.4 lists the library pitfalls handled
 here (no ``pipeline.enable_vae_tiling`` in diffusers 0.42, xformers only on CUDA).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Masks around a pasted face: the landmark (convex hull) mask, disk morphology, the edge band, padding.
 
 Masks are ``H×W uint8`` with 0 = outside and 255 = inside unless a docstring says otherwise.
-Numbers follow /work/shared/conformance/geometry/README.md §2.3–2.5 and §3.5.
+Numbers follow ../shared/conformance/geometry/README.md §2.3–2.5 and §3.5.
 """
 from __future__ import annotations
 

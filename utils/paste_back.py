@@ -5,7 +5,7 @@ inference) and the ``2×3 float64`` alignment matrix ``M`` of the target face (i
 :func:`utils.align.align_face`), and returns ``(image, mask)``: the ``H×W×3 uint8 BGR`` result and, for the
 modes whose edge may be inpainted (``ghost``, ``facexlib_with_parser``), an ``H×W uint8`` mask of the pasted
 face (else None). Mode ``none`` returns the swapped face itself. Numbers follow
-/work/shared/conformance/geometry/README.md §3 (with the fixes its ``*_fixed`` vectors describe).
+../shared/conformance/geometry/README.md §3 (with the fixes its ``*_fixed`` vectors describe).
 """
 from __future__ import annotations
 
