@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -25,6 +25,11 @@ from utils.device import autocast, resolve_device, use_fp16
 from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
 from utils.image import bgr_to_tensor, read_image, tensor_to_uint8_truncated, write_image
 from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
+
+if TYPE_CHECKING:
+    from models.fan_landmarks import LandmarkDetector
+    from models.nsfw import NSFWFilter
+    from models.retinaface import FaceDetector
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +230,7 @@ class FaceSwapper:
     # ------------------------------------------------------------------------------------------------ models
 
     @property
-    def detector(self):
+    def detector(self) -> FaceDetector:
         """RetinaFace (``models.retinaface.FaceDetector``) with ``--detection_threshold``."""
         options = self.options
 
@@ -241,7 +246,7 @@ class FaceSwapper:
                            options.detection_threshold, options.detection_max_size), load)
 
     @property
-    def landmark_detector(self):
+    def landmark_detector(self) -> LandmarkDetector:
         """The 68-point FAN (``models.fan_landmarks.LandmarkDetector``), for the ghost paste-back."""
         options = self.options
 
@@ -326,7 +331,7 @@ class FaceSwapper:
         return self._load(("cvlface_aligner", options.cvlface_aligner_model_path, options.weights_dir), load)
 
     @property
-    def nsfw_filter(self):
+    def nsfw_filter(self) -> NSFWFilter:
         """The NSFW classifier (``models.nsfw.NSFWFilter``) from ``--nsfw_model`` (a Hub id or a folder)."""
         from models.registry import HUB_MODELS
 
@@ -340,7 +345,7 @@ class FaceSwapper:
         return self._load(("nsfw", model), load)
 
     @property
-    def inpainter(self):
+    def inpainter(self) -> Any:
         """The SDXL inpainting pipeline from ``--inpainting_model`` (a Hub id or a folder)."""
         from models.registry import HUB_MODELS
 
