@@ -24,3 +24,11 @@ NOISE_LIMITED: dict[str, tuple[tuple[str, ...], str]] = {
     "liveportrait/lp_retarget_e2e": (("gen.", "variants_bgr"), _SPADE_SENSITIVITY),
     "liveportrait/lp_retarget_edgecases": (("gen.", "variants_rgb_"), _SPADE_SENSITIVITY),
 }
+
+
+def noise_limited_reason(family: str, name: str, failures: list[str]) -> str | None:
+    """The documented reason when every failing tensor of a NOISE_LIMITED vector lies downstream of the generator."""
+    downstream, reason = NOISE_LIMITED.get(f"{family}/{name}", ((), ""))
+    if downstream and failures and all(failure.startswith(downstream) for failure in failures):
+        return reason
+    return None
