@@ -1,4 +1,9 @@
-"""Build a training set from a folder of Lagenda images: aligned faces and expression variants per identity."""
+"""Build a training set from a folder of Lagenda images: aligned faces and expression variants per identity.
+
+Examples:
+  python preprocess_lagenda.py --lagenda_base_dir datasets/Lagenda/lag_benchmark
+  python preprocess_lagenda.py --number_of_variants_per_face 10 --align_mode facexlib --final_crop_size 512
+"""
 from __future__ import annotations
 
 import logging

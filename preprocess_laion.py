@@ -1,4 +1,9 @@
-"""Build a training set from LAION-Face img2dataset shards: aligned faces and expression variants per identity."""
+"""Build a training set from LAION-Face img2dataset shards: aligned faces and expression variants per identity.
+
+Examples:
+  python preprocess_laion.py --laion_face_base_dir datasets/LAION-Face --laion_face_part_indices 0 1
+  python preprocess_laion.py --laion_face_part_indices 3 --num_workers_total 4 --worker_index 0 --seed 1
+"""
 from __future__ import annotations
 
 import logging

@@ -16,7 +16,7 @@ import sys
 
 from models.embeddings import DEFAULT_FACE_EMBEDDINGS, FACE_EMBEDDING_NAMES
 from network.aeinet import BACKBONES
-from utils.cli import add_bool, add_weight_path, configure_logging, make_parser, run_cli
+from utils.cli import DEVICE_CHOICES_HELP, add_bool, add_weight_path, configure_logging, make_parser, run_cli
 from utils.training.config import SCHEDULER_TYPES, TrainingConfig
 
 logger = logging.getLogger("ghostv2")
@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="seed every random generator")
 
     hardware = parser.add_argument_group("Lightning Trainer")
+    hardware.add_argument("--device", default=None,
+                          help=f"shorthand for --accelerator/--devices: {DEVICE_CHOICES_HELP} (cpu keeps --devices "
+                          "processes, cuda:N trains on GPU N only) [default: use --accelerator and --devices]")
     hardware.add_argument("--accelerator", default=DEFAULTS.accelerator, help="auto, cpu, gpu, mps, ...")
     hardware.add_argument("--devices", default=DEFAULTS.devices, help="number of devices, or a list such as 0,1")
     hardware.add_argument("--num_nodes", type=int, default=DEFAULTS.num_nodes, help="machines taking part")

@@ -8,7 +8,8 @@ import pytest
 
 import utils.cli
 
-SCRIPTS = ("inference", "demo", "align", "convert", "embedding_distance")
+SCRIPTS = ("inference", "demo", "align", "convert", "embedding_distance", "train", "preprocess_laion",
+           "preprocess_lagenda", "download_weights")
 
 
 def parser_of(script: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[
@@ -41,7 +42,9 @@ def test_every_flag_has_a_help_text(script: str, monkeypatch: pytest.MonkeyPatch
         assert action.option_strings[0] in text
 
 
-@pytest.mark.parametrize("script", ["inference", "demo", "align", "embedding_distance"])
+@pytest.mark.parametrize(
+    "script", ["inference", "demo", "align", "embedding_distance", "train", "preprocess_laion", "preprocess_lagenda"]
+)
 def test_model_clis_take_device_and_weights_dir(script: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     parser, _ = parser_of(script, monkeypatch, capsys)
     flags = {flag for action in parser._actions for flag in action.option_strings}

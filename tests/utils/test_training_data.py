@@ -147,3 +147,22 @@ def test_every_boolean_flag_has_a_no_form() -> None:
     args = parser.parse_args(["--no-pretrained", "--eye_detector_loss", "--no-laion", "--no-same_identity"])
     assert (args.pretrained, args.eye_detector_loss, args.laion_faces, args.same_identity) == (False, True, False, False)
     assert isinstance(args.b1_G, float) and args.b1_G == 0.0
+
+
+@pytest.mark.parametrize(("device", "devices", "expected"), [
+    (None, "2", ("auto", "2")), ("auto", "auto", ("auto", "auto")), ("cpu", "2", ("cpu", "2")),
+    ("cpu", "auto", ("cpu", "1")), ("cuda", "4", ("gpu", "4")), ("cuda:1", "auto", ("gpu", "1,")),
+    ("mps", "auto", ("mps", "1")),
+])
+def test_device_flag_maps_onto_lightnings_accelerator_and_devices(device, devices, expected) -> None:
+    from utils.training.config import TrainingConfig
+
+    assert TrainingConfig(device=device, devices=devices).trainer_hardware == expected
+
+
+def test_unknown_device_is_refused() -> None:
+    from utils.errors import GhostError
+    from utils.training.config import TrainingConfig
+
+    with pytest.raises(GhostError, match="unknown --device"):
+        _ = TrainingConfig(device="tpu").trainer_hardware

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.errors import GhostError
 from utils.training.losses import LossWeights
 
 SCHEDULER_TYPES = ("step", "one_cycle")
@@ -75,11 +76,31 @@ class TrainingConfig:
     wandb_project: str = "GhostV2"
     seed: int | None = None
     # Lightning Trainer
+    device: str | None = None
     accelerator: str = "auto"
     devices: str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str | None = None
+
+    @property
+    def trainer_hardware(self) -> tuple[str, str]:
+        """Lightning's ``(accelerator, devices)``; ``device`` (the project-wide --device) overrides both when given.
+
+        ``cpu`` keeps ``--devices`` (several CPU processes for DDP), ``cuda`` uses ``--devices`` GPUs, ``cuda:N``
+        GPU N only, ``mps`` the Apple GPU.
+        """
+        if self.device is None or self.device == "auto":
+            return self.accelerator, self.devices
+        if self.device == "cpu":
+            return "cpu", self.devices if self.devices != "auto" else "1"
+        if self.device == "mps":
+            return "mps", "1"
+        if self.device == "cuda":
+            return "gpu", self.devices
+        if self.device.startswith("cuda:") and self.device[5:].isdigit():
+            return "gpu", f"{self.device[5:]},"
+        raise GhostError(f"unknown --device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
 
     @property
     def loss_weights(self) -> LossWeights:

@@ -90,9 +90,10 @@ def build_trainer(config: TrainingConfig, extra_callbacks: Sequence[pl.Callback]
         ),
         *extra_callbacks,
     ]
+    accelerator, devices = config.trainer_hardware
     return pl.Trainer(
-        accelerator=config.accelerator,
-        devices=_devices(config.devices),
+        accelerator=accelerator,
+        devices=_devices(devices),
         num_nodes=config.num_nodes,
         strategy=_DDP_STRATEGIES.get(config.strategy, config.strategy),
         precision=config.precision,
