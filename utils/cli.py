@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -52,9 +53,24 @@ def add_weight_path(parser: argparse.ArgumentParser, flag: str, checkpoint: str,
     parser.add_argument(f"--{flag}", default=None, help=f"{help} [default: <weights_dir>/{CHECKPOINTS[checkpoint].path}]")
 
 
+# Our own loggers (module names, and "ghostv2" for the scripts) speak at INFO; libraries only at WARNING, and the
+# Hugging Face libraries only at ERROR (their retry/advice chatter would hide our one-line error messages).
+OWN_LOGGERS = ("ghostv2", "__main__", "models", "network", "utils")
+QUIET_LIBRARIES = ("huggingface_hub", "transformers", "diffusers")
+
+
 def configure_logging(verbose: bool = False) -> None:
-    """Log to stderr: INFO for the user's progress, DEBUG with --verbose."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    """Log to stderr: INFO for the user's progress, DEBUG (every library included) with --verbose."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    if verbose:
+        return
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+        # They reset their logger level from these variables when first imported, which happens later.
+        os.environ.setdefault(f"{name.upper()}_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
 
 
 def run_cli(function: Callable[[], int | None]) -> int:
