@@ -46,9 +46,7 @@ def write_standins(out_dir: Path, download_set: str = "all", kit_dir: Path | Non
         path = Path(out_dir) / spec.path
         if not path.exists():
             logger.info("writing stand-in %s", path)
-            partial = path.with_name(path.name + ".partial")
-            write_state_dict(standin_state_dict(spec, kit_dir, seed), partial)
-            partial.replace(path)
+            write_state_dict(standin_state_dict(spec, kit_dir, seed), path)
         written.append(path)
     return written
 

@@ -57,11 +57,17 @@ def read_state_dict(path: str | Path) -> StateDict:
 
 
 def write_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """Write tensors as safetensors (contiguous CPU copies), creating the parent folder."""
+    """Write tensors as safetensors (contiguous CPU copies), creating the parent folder.
+
+    The file appears atomically (written beside it, then renamed), so an interrupted write never leaves a
+    truncated checkpoint under the final name.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().to("cpu").contiguous() for key, value in state_dict.items()}
-    save_file(tensors, str(path))
+    partial = path.with_name(f".{path.name}.partial")
+    save_file(tensors, str(partial))
+    partial.replace(path)
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> StateDict:

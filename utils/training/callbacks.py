@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -152,13 +153,6 @@ class ExampleImagesCallback(pl.Callback):
         publish_image(trainer, "our_images", grid, caption, self.images_dir / "our_images.jpg")
 
 
-def save_safetensors(module: torch.nn.Module, path: Path) -> None:
-    """Write a module's plain state_dict (no ``_orig_mod.`` prefix) as safetensors, atomically."""
-    partial = path.with_name(f".{path.name}.partial")
-    write_state_dict(unwrap(module).state_dict(), partial)
-    os.replace(partial, path)
-
-
 class GeneratorCheckpointCallback(pl.Callback):
     """G and D as safetensors that inference loads directly (plain keys).
 
@@ -170,21 +164,18 @@ class GeneratorCheckpointCallback(pl.Callback):
     def __init__(self, saved_dir: Path, current_dir: Path, every: int = 25000) -> None:
         self.saved_dir, self.current_dir, self.every = Path(saved_dir), Path(current_dir), max(1, every)
 
-    def save(self, pl_module: pl.LightningModule, epoch: int, batch_idx: int) -> list[Path]:
-        """Write the four files; returns their paths."""
+    def save(self, pl_module: pl.LightningModule, epoch: int, batch_idx: int) -> None:
+        """Write G and D (plain keys, no ``_orig_mod.``) once each, then copy them to the ``*_latest`` names."""
         assert isinstance(pl_module, GhostV2Module)
         self.saved_dir.mkdir(parents=True, exist_ok=True)
-        self.current_dir.mkdir(parents=True, exist_ok=True)
-        written = []
         for letter, module in (("G", pl_module.generator), ("D", pl_module.discriminator)):
-            for path in (
-                self.saved_dir / f"{letter}_latest.safetensors",
-                self.current_dir / f"{letter}_{epoch}_{batch_idx:06}.safetensors",
-            ):
-                save_safetensors(module, path)
-                written.append(path)
+            numbered = self.current_dir / f"{letter}_{epoch}_{batch_idx:06}.safetensors"
+            write_state_dict(unwrap(module).state_dict(), numbered)
+            latest = self.saved_dir / f"{letter}_latest.safetensors"
+            partial = latest.with_name(f".{latest.name}.partial")
+            shutil.copyfile(numbered, partial)
+            os.replace(partial, latest)
         logger.info("saved G and D to %s and %s (epoch %d, batch %d)", self.saved_dir, self.current_dir, epoch, batch_idx)
-        return written
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

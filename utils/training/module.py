@@ -9,7 +9,6 @@ there and zeroed them before D's step: same updates, less work).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -17,11 +16,10 @@ import torch
 from torch import nn
 
 from models.adaptive_wing import FAN, detect_landmarks
-from utils.training.config import SCHEDULER_TYPES, TrainingConfig
+from utils.training.config import TrainingConfig
 from utils.training.losses import discriminator_loss, generator_losses, running_adversarial_loss
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-LOGGED_LOSSES = ("lossG", "lossD", "loss_adv", "loss_attr", "loss_id", "loss_rec", "loss_eyes")
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -200,8 +198,6 @@ class GhostV2Module(pl.LightningModule):
         )
         if not config.use_scheduler:
             return [optimizer_g, optimizer_d]
-        if config.scheduler_type not in SCHEDULER_TYPES:
-            raise ValueError(f"unknown scheduler type {config.scheduler_type!r}; choose {' or '.join(SCHEDULER_TYPES)}")
         schedulers = [
             self._scheduler(optimizer_g, config.scheduler_total_steps_G, config.scheduler_last_batches_G),
             self._scheduler(optimizer_d, config.scheduler_total_steps_D, config.scheduler_last_batches_D),
@@ -209,14 +205,12 @@ class GhostV2Module(pl.LightningModule):
         return [optimizer_g, optimizer_d], [{"scheduler": scheduler, "interval": "step"} for scheduler in schedulers]
 
     @torch.no_grad()
-    def swap_examples(
-        self, sources: torch.Tensor, targets: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> torch.Tensor:
+    def swap_examples(self, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Swapped faces with G in eval mode (restored afterwards): [N, 3, 256, 256] in [-1, 1] each → same."""
         was_training = self.generator.training
         self.generator.eval()
         try:
-            swapped, _ = self.generator(targets, (embed or self.embed)(sources))
+            swapped, _ = self.generator(targets, self.embed(sources))
         finally:
             self.generator.train(was_training)
         return swapped

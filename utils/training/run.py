@@ -23,7 +23,7 @@ from utils.training.callbacks import (
     GeneratorCheckpointCallback,
 )
 from utils.training.config import SCHEDULER_TYPES, TrainingConfig
-from utils.training.data import FaceSwapDataModule, check_dataset_options
+from utils.training.data import FaceSwapDataModule
 from utils.training.module import GhostV2Module
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,11 @@ _DDP_STRATEGIES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_s
 
 
 def check_config(config: TrainingConfig) -> None:
-    """Reject inconsistent options with one clear message (before anything heavy is loaded)."""
-    check_dataset_options(config.laion_faces, config.same_identity, config.same_person)
+    """Reject inconsistent options with one clear message (before anything heavy is loaded).
+
+    The dataset options are checked with the dataset itself (FaceSwapDataModule.check, also before any model).
+    """
+    config.trainer_hardware  # raises on an unknown --device
     if config.backbone not in BACKBONES:
         raise GhostError(f"--backbone must be one of {', '.join(BACKBONES)}; got {config.backbone!r}")
     if config.face_embeddings not in FACE_EMBEDDING_NAMES:
