@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from utils.errors import AlignmentError
 from utils.image import bgr_to_tensor
 
 ALIGN_MODES = ("insightface_v2", "insightface_v1", "facexlib", "mtcnn", "cvlface")
@@ -130,7 +131,7 @@ def insightface_v2_template(size: int) -> np.ndarray:
     if size % 112 == 0:
         return ARCFACE_TEMPLATE_112 * (size / 112.0)
     if size % 128 != 0:
-        raise ValueError(f"insightface_v2 alignment needs a crop size divisible by 112 or 128, got {size}")
+        raise AlignmentError(f"insightface_v2 alignment needs a crop size divisible by 112 or 128, got {size}")
     ratio = size / 128.0
     template = ARCFACE_TEMPLATE_112 * ratio
     template[:, 0] += 8.0 * ratio
@@ -176,7 +177,7 @@ def _nonreflective_similarity(keypoints: np.ndarray, template: np.ndarray) -> tu
     system = np.vstack([np.hstack([x, y, ones, zeros]), np.hstack([y, -x, zeros, ones])])
     targets = np.concatenate([keypoints[:, 0], keypoints[:, 1]]).astype(np.float64)
     if np.linalg.matrix_rank(system) < 4:
-        raise ValueError("mtcnn alignment needs at least two distinct keypoints")
+        raise AlignmentError("mtcnn alignment needs at least two distinct keypoints")
     scale_cos, scale_sin, shift_x, shift_y = np.linalg.lstsq(system, targets, rcond=None)[0]
     template_to_keypoints = np.array(
         [[scale_cos, -scale_sin, 0.0], [scale_sin, scale_cos, 0.0], [shift_x, shift_y, 1.0]], dtype=np.float64
@@ -217,7 +218,7 @@ def facexlib_matrix(keypoints: np.ndarray, size: int) -> np.ndarray:
     template = FFHQ_TEMPLATE_512 * (size / 512.0)
     matrix = cv2.estimateAffinePartial2D(np.asarray(keypoints), template, method=cv2.LMEDS)[0]
     if matrix is None:
-        raise ValueError("facexlib alignment failed: the keypoints do not define a similarity transform")
+        raise AlignmentError("facexlib alignment failed: the keypoints do not define a similarity transform")
     return matrix
 
 
@@ -271,12 +272,12 @@ def alignment_matrix(
         matrix = _estimate_mtcnn(keypoints, size)
     elif mode == "cvlface":
         if cvlface_aligner is None:
-            raise ValueError("align mode 'cvlface' needs the CVLFace aligner (load_model('cvlface_aligner'))")
+            raise AlignmentError("align mode 'cvlface' needs the CVLFace aligner (load_model('cvlface_aligner'))")
         matrix = cvlface_matrix(image_bgr, keypoints, size, cvlface_aligner)[0]
     else:
-        raise ValueError(f"unknown align mode {mode!r}; choose one of: {', '.join(ALIGN_MODES)}")
+        raise AlignmentError(f"unknown align mode {mode!r}; choose one of: {', '.join(ALIGN_MODES)}")
     if not np.isfinite(matrix).all():
-        raise ValueError(f"cannot align: the five keypoints do not define a face ({keypoints.tolist()})")
+        raise AlignmentError(f"cannot align: the five keypoints do not define a face ({keypoints.tolist()})")
     return matrix
 
 
@@ -294,10 +295,9 @@ def align_face(
     Modes (``ALIGN_MODES``): ``insightface_v2`` (ArcFace template, default), ``insightface_v1`` (best of
     five pose templates), ``facexlib`` (FFHQ template, LMEDS fit, grey border), ``mtcnn`` (AdaFace
     template), ``cvlface`` (facexlib refined by ``cvlface_aligner``, the DFA network). Outside the image
-    the crop is black, except for facexlib (BGR 135, 133, 132). Raises ValueError for an unknown mode.
+    the crop is black, except for facexlib (BGR 135, 133, 132). Raises AlignmentError (a ValueError) for an
+    unknown mode or keypoints that define no face.
     """
-    if mode not in ALIGN_MODES:
-        raise ValueError(f"unknown align mode {mode!r}; choose one of: {', '.join(ALIGN_MODES)}")
     matrix = alignment_matrix(image_bgr, keypoints, mode, size, cvlface_aligner)
     border = FACEXLIB_BORDER_VALUE if mode == "facexlib" else (0, 0, 0)
     aligned_face = cv2.warpAffine(

@@ -63,6 +63,10 @@ class NoFaceFoundError(GhostError):
     """The detector found no face above the detection threshold."""
 
 
+class AlignmentError(GhostError, ValueError):
+    """Five keypoints, a crop size or an align mode that no alignment can use."""
+
+
 class FaceIndexError(GhostError):
     """A requested face index is out of range for the faces found."""
 
