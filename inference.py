@@ -9,7 +9,6 @@ Examples:
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 from models.registry import REPO_ROOT
@@ -17,7 +16,6 @@ from utils.cli import configure_logging, make_parser, run_cli
 from utils.swap import FaceSwapper
 from utils.swap_arguments import add_swap_arguments, swap_options_from_arguments
 
-logger = logging.getLogger("ghostv2")
 EXAMPLES = REPO_ROOT / "examples"
 RESULTS = EXAMPLES / "results/inference"
 

@@ -12,13 +12,13 @@ import logging
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.registry import load_model
+from utils.image import bgr_to_tensor, tensor_to_bgr_rounded
 
 logger = logging.getLogger(__name__)
 
@@ -286,16 +286,14 @@ def enhance_face(face_bgr: np.ndarray, model: nn.Module, randomize_noise: bool =
     result deterministic (stored noise); True is the released behaviour.
     """
     device = next(model.parameters()).device
-    rgb = cv2.cvtColor(face_bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / np.float32(255.0)
-    x = torch.from_numpy(((rgb - 0.5) / 0.5).transpose(2, 0, 1).copy())[None].to(device)
+    x = bgr_to_tensor(face_bgr).to(device)
     try:
         with torch.no_grad():
             restored = model(x, return_rgb=False, randomize_noise=randomize_noise)[0]
     except RuntimeError as error:
         logger.warning("face enhancement failed, keeping the face as it is: %s", error)
         return face_bgr
-    image = ((restored[0].float().clamp(-1, 1) + 1) / 2).cpu().numpy().transpose(1, 2, 0)
-    return (cv2.cvtColor(image, cv2.COLOR_RGB2BGR) * 255.0).round().astype(np.uint8)
+    return tensor_to_bgr_rounded(restored.float())
 
 
 def load_gfpgan(

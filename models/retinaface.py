@@ -290,6 +290,11 @@ def select_faces(decoded: DecodedDetections, threshold: float) -> list[DetectedF
     ]
 
 
+def best_face(faces: Sequence[DetectedFace]) -> DetectedFace | None:
+    """The highest-score face (what align.py, demo.py and embedding_distance.py use), or None when there is none."""
+    return max(faces, key=lambda face: float(face.score), default=None)
+
+
 def sort_faces(faces: Sequence[DetectedFace]) -> list[DetectedFace]:
     """The CLIs' face order: left to right by the first keypoint's x, then its y; ties keep detector order.
 

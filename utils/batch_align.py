@@ -36,10 +36,10 @@ class AlignOptions:
 
 def best_face_keypoints(detector, image_bgr: np.ndarray) -> np.ndarray | None:
     """Five keypoints ``(5, 2) float32`` (image pixels) of the highest-score face, or None when there is none."""
-    faces = detector.detect(image_bgr)
-    if not faces:
-        return None
-    return max(faces, key=lambda face: float(face.score)).keypoints
+    from models.retinaface import best_face
+
+    face = best_face(detector.detect(image_bgr))
+    return None if face is None else face.keypoints
 
 
 def align_images(options: AlignOptions, detector, cvlface_aligner: torch.nn.Module | None = None) -> BatchReport:

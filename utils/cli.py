@@ -56,7 +56,9 @@ def add_weight_path(parser: argparse.ArgumentParser, flag: str, checkpoint: str,
 # Our own loggers (module names, and "ghostv2" for the scripts) speak at INFO; libraries only at WARNING, and the
 # Hugging Face libraries only at ERROR (their retry/advice chatter would hide our one-line error messages).
 OWN_LOGGERS = ("ghostv2", "__main__", "models", "network", "utils")
-QUIET_LIBRARIES = ("huggingface_hub", "transformers", "diffusers")
+# logger name -> the environment variable the library reads its verbosity from when first imported
+QUIET_LIBRARIES = {"huggingface_hub": "HF_HUB_VERBOSITY", "transformers": "TRANSFORMERS_VERBOSITY",
+                   "diffusers": "DIFFUSERS_VERBOSITY"}
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -66,11 +68,10 @@ def configure_logging(verbose: bool = False) -> None:
         return
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
-    for name in QUIET_LIBRARIES:
+    for name, variable in QUIET_LIBRARIES.items():
         logging.getLogger(name).setLevel(logging.ERROR)
-        # They reset their logger level from these variables when first imported, which happens later.
-        os.environ.setdefault(f"{name.upper()}_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+        # The libraries reset their logger level from this variable when first imported, which happens later.
+        os.environ.setdefault(variable, "error")
 
 
 def run_cli(function: Callable[[], int | None]) -> int:

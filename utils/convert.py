@@ -1,12 +1,10 @@
 """Re-encoding images as .jpg or .png, one file or a folder tree (the library side of convert.py)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from utils.batch_files import BatchReport, run_batch
 
-logger = logging.getLogger(__name__)
 
 CONVERT_EXTENSIONS = (".jpg", ".png")
 

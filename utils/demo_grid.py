@@ -37,11 +37,12 @@ def legend_cell(size: int = CELL) -> np.ndarray:
 
 def aligned_best_face(swapper: FaceSwapper, image: np.ndarray, what: str) -> np.ndarray:
     """The ``256×256×3 uint8 BGR`` aligned crop of the highest-score face of ``image`` (``--align_mode``)."""
-    faces = swapper.detections(image)
-    if not faces:
+    from models.retinaface import best_face
+
+    best = best_face(swapper.detections(image))
+    if best is None:
         raise NoFaceFoundError(f"no face found in the demo's {what} (detection threshold "
                                f"{swapper.options.detection_threshold})")
-    best = max(faces, key=lambda face: float(face.score))
     return swapper.align(image, np.asarray(best.box), np.asarray(best.keypoints)).face
 
 

@@ -82,7 +82,7 @@ def measure_embedding_distance(options: EmbeddingDistanceOptions) -> EmbeddingDi
     """
     from models.embeddings import load_face_embedder
     from models.registry import load_model
-    from models.retinaface import load_face_detector
+    from models.retinaface import best_face, load_face_detector
     from utils.align import ALIGN_MODES
 
     for side in (options.source, options.target):
@@ -93,11 +93,11 @@ def measure_embedding_distance(options: EmbeddingDistanceOptions) -> EmbeddingDi
     detector = load_face_detector(device=device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
                                   threshold=options.detection_threshold, max_size=DETECTION_MAX_SIZE)
     with torch.inference_mode():
-        faces = detector.detect(image)
-        if not faces:
+        face = best_face(detector.detect(image))
+        if face is None:
             raise NoFaceFoundError(f"no face found in {options.source_image_path} "
                                    f"(detection threshold {options.detection_threshold})")
-        keypoints = max(faces, key=lambda face: float(face.score)).keypoints
+        keypoints = face.keypoints
         cvlface_aligner = None
         if "cvlface" in (options.source.align_mode, options.target.align_mode):
             cvlface_aligner = load_model("cvlface_aligner", device=device, path=options.cvlface_aligner_model_path,

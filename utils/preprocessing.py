@@ -32,13 +32,11 @@ import torch
 from utils.align import (
     ALIGN_MODES,
     DEFAULT_ALIGN_MODE,
-    FACEXLIB_BORDER_VALUE,
     align_face,
-    facexlib_matrix,
     transform_points,
 )
 from utils.errors import GhostError
-from utils.image import write_image
+from utils.image import list_images, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -221,14 +219,6 @@ def face_rejection(face: Any, options: PreprocessOptions) -> str | None:
     return None
 
 
-def facexlib_crop(image_bgr: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 512×512 FFHQ-template crop (grey border) and its ``2×3`` image → crop matrix."""
-    matrix = facexlib_matrix(keypoints, FACE_CROP_SIZE)
-    crop = cv2.warpAffine(image_bgr, matrix, (FACE_CROP_SIZE, FACE_CROP_SIZE), borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=FACEXLIB_BORDER_VALUE)
-    return crop, matrix
-
-
 class ImageProcessor:
     """Runs the per-image pipeline with loaded models and writes the outputs of each image."""
 
@@ -264,7 +254,7 @@ class ImageProcessor:
         if enhance_key is None:
             aligned, _ = align_face(image_bgr, keypoints, options.align_mode, size, self.models.cvlface_aligner)
         else:
-            face_bgr, matrix = facexlib_crop(image_bgr, keypoints)
+            face_bgr, matrix = align_face(image_bgr, keypoints, "facexlib", FACE_CROP_SIZE)
             restored = self._enhance(face_bgr, enhance_key)
             if options.align_mode == "facexlib":
                 aligned = cv2.resize(restored, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -304,7 +294,7 @@ class ImageProcessor:
             return parse_face(face_bgr, self.models.face_parser)
 
         for index, face in enumerate(faces):
-            face_bgr, matrix = facexlib_crop(image_bgr, face.keypoints)
+            face_bgr, matrix = align_face(image_bgr, face.keypoints, "facexlib", FACE_CROP_SIZE)
             restored = self._enhance(face_bgr, f"{key}:in_original:{index}")
             # The original assigned the (image, mask) pair to the image (faces/README.md quirk 7); keep the image.
             image_bgr, _ = paste_back_facexlib_with_parser(image_bgr, restored, matrix, face_parser)
@@ -332,10 +322,10 @@ class ImageProcessor:
         for face_index, face in enumerate(faces):
             identity_dir = f"{image.output_subdir}/{image.name}_{face_index:02d}".lstrip("/")
             landmarks_68 = models.landmark_detector.get_landmarks(image_bgr, face.box)
-            face_bgr, matrix = facexlib_crop(image_bgr, face.keypoints)
+            face_bgr, matrix = align_face(image_bgr, face.keypoints, "facexlib", FACE_CROP_SIZE)
             if options.enhance_output_face:
                 face_bgr = self._enhance(face_bgr, f"{image.key}:crop:{face_index}")
-            landmarks_in_crop = (landmarks_68 @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+            landmarks_in_crop = transform_points(landmarks_68, matrix)
             variants = self._variants(face_bgr, landmarks_in_crop, rng)
             if variants is None:
                 summary.rejected["not_fully_visible"] += 1
@@ -573,12 +563,12 @@ def run_from_args(args: Any, dataset: Callable[[PreprocessOptions, PreprocessMod
 def preprocess_lagenda(lagenda_base_dir: str | Path, options: PreprocessOptions, models: PreprocessModels) -> Summary:
     """Process every image file of a folder (flat, sorted; this worker's share); the id is the file stem."""
     from utils.errors import DatasetError
-    from utils.image import IMAGE_EXTENSIONS, read_image
+    from utils.image import read_image
 
     folder = Path(lagenda_base_dir)
     if not folder.is_dir():
         raise DatasetError(f"Lagenda folder {folder} does not exist (check --lagenda_base_dir)")
-    files = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)
+    files = list_images(folder, recursive=False)
     mine = partition(files, options.num_workers_total, options.worker_index)
     logger.info("%d images in %s, %d for %s", len(files), folder, len(mine), describe_run(options))
 

@@ -23,7 +23,7 @@ import torch
 from utils.align import ALIGN_MODES
 from utils.device import autocast, resolve_device, use_fp16
 from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
-from utils.image import bgr_to_tensor, read_image, tensor_to_uint8_truncated, write_image
+from utils.image import bgr_to_tensor, read_image, tensor_to_bgr_uint8, write_image
 from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
 
 if TYPE_CHECKING:
@@ -438,7 +438,7 @@ class FaceSwapper:
         generator = self.generator
         with self._stage("generate"), torch.inference_mode(), autocast(self.device, self.fp16):
             swapped, _ = generator(bgr_to_tensor(target_face).to(self.device), identity)
-        return np.ascontiguousarray(tensor_to_uint8_truncated(swapped.float())[:, :, ::-1])
+        return tensor_to_bgr_uint8(swapped.float())
 
     def enhance(self, face: np.ndarray) -> np.ndarray:
         """GFPGAN v1.4 at 512×512, resized back to 256×256 (uint8 BGR in and out)."""
@@ -491,6 +491,10 @@ class FaceSwapper:
         Raises NSFWContentError, NoFaceFoundError or FaceIndexError with a message for the user.
         """
         self.timings = {}
+        return self._swap(source_image, target_image)
+
+    def _swap(self, source_image: np.ndarray, target_image: np.ndarray) -> SwapResult:
+        """The stages of :meth:`swap_images`, adding to ``self.timings`` without resetting it."""
         self.check_nsfw(target_image, "target image")
         source = self.prepare_face(source_image, self.options.source_face_index, "source")
         target = self.prepare_face(target_image, self.options.target_face_index, "target")
@@ -516,19 +520,16 @@ class FaceSwapper:
         for path in inputs:
             if output_path.exists() and output_path.resolve() == path.resolve():
                 raise GhostError(f"the output path {output_path} is an input file; choose another output path")
-        timings: dict[str, float] = {}
+        self.timings = {}
         with self._stage("read"):
             source_image = read_image(source_path)
             target_image = read_image(target_path)
-        timings["read"] = self.timings["read"]
-        result = self.swap_images(source_image, target_image)
-        result.timings["read"] = timings["read"]
+        result = self._swap(source_image, target_image)
         with self._stage("write"):
             write_image(output_path, result.image, protect=inputs)
             if self.options.debug:
                 self.write_debug_faces(result, protect=inputs)
-        result.timings["write"] = self.timings["write"]
-        self.timings = result.timings
+        result.timings = dict(self.timings)
         logger.info("wrote %s", output_path)
         return result
 

@@ -146,8 +146,7 @@ def apply_expression_edits(delta: torch.Tensor, parameters: RetargetingParameter
 class SourceFace:
     """What the pipeline measures on one source face (float32 tensors on the pipeline's device)."""
 
-    face_rgb: np.ndarray  # H×W×3 uint8 RGB the landmarks were found in (the 512 crop, or the full image with do_crop)
-    landmarks: np.ndarray  # 203×2 float32, pixels of face_rgb
+    landmarks: np.ndarray  # 203×2 float32, pixels of the image analysed (the 512 crop, or the full image with do_crop)
     source_image: torch.Tensor  # 1×3×256×256 RGB [0, 1]
     kp_info: dict[str, torch.Tensor]
     x_s: torch.Tensor  # 1×21×3 posed source keypoints
@@ -222,7 +221,7 @@ class LivePortraitPipeline:
         eye_ratios = crop.eye_close_ratio(landmarks[None])
         lip_ratio = crop.lip_close_ratio(landmarks[None])
         return SourceFace(
-            face_rgb=face_rgb, landmarks=landmarks, source_image=source_image, kp_info=kp_info,
+            landmarks=landmarks, source_image=source_image, kp_info=kp_info,
             x_s=transform_keypoint(kp_info), eye_ratios=eye_ratios, lip_ratio=lip_ratio,
             eye_ratio_rounded=round(float(eye_ratios.mean()), 2), lip_ratio_rounded=round(float(lip_ratio[0][0]), 2),
         )
