@@ -142,3 +142,12 @@ def test_umeyama_recovers_a_similarity() -> None:
 def test_keypoints_without_extent_are_rejected(image: np.ndarray) -> None:
     with pytest.raises(ValueError, match="keypoints"):
         align.align_face(image, np.full((5, 2), 50.0, dtype=np.float32), mode="insightface_v2")
+
+
+def test_degenerate_keypoints_are_a_user_error_not_a_traceback() -> None:
+    from utils.errors import AlignmentError, GhostError
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(GhostError, match="do not define a face") as raised:
+        align.align_face(image, np.full((5, 2), 10.0, np.float32), "insightface_v2", 256)
+    assert isinstance(raised.value, AlignmentError) and isinstance(raised.value, ValueError)
