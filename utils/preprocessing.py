@@ -351,7 +351,7 @@ class ImageProcessor:
         of faces found in any of [original + variants], drops the whole image. Face j (left to right) of
         image k is saved as ``<id>_<j:02d>/<k>.jpg``; ``save_retargeted`` also writes the full images.
         """
-        from models.liveportrait.crop import paste_back
+        from models.liveportrait.crop import paste_back, warp_paste_back_mask
         from models.liveportrait.retargeting import draw_face_parameters
         from models.retinaface import sort_faces
 
@@ -376,7 +376,9 @@ class ImageProcessor:
                 continue
             rendered = pipeline.retarget(source, parameters).images
             rendered_bgr = [np.ascontiguousarray(face_rgb[:, :, ::-1]) for face_rgb in rendered]
-            variants_bgr = [paste_back(variant, face_bgr, source_crop.crop_to_original)
+            warped_mask = warp_paste_back_mask(source_crop.crop_to_original, image_bgr.shape,
+                                               rendered_bgr[0].shape[0])
+            variants_bgr = [paste_back(variant, face_bgr, source_crop.crop_to_original, warped_mask)
                             for variant, face_bgr in zip(variants_bgr, rendered_bgr)]
         images = [image_bgr, *variants_bgr]
         if options.save_retargeted:

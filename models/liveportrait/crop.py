@@ -147,6 +147,7 @@ def parse_output(images: torch.Tensor) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def paste_back_mask(size: int = PASTE_BACK_SIZE) -> np.ndarray:
     """The feathered paste-back mask of the do_crop mode: ``size×size×3 float32`` in [0, 1] (read-only).
 
@@ -164,18 +165,27 @@ def paste_back_mask(size: int = PASTE_BACK_SIZE) -> np.ndarray:
     return mask
 
 
+def warp_paste_back_mask(crop_to_original: np.ndarray, image_shape: tuple[int, ...],
+                         size: int = PASTE_BACK_SIZE) -> np.ndarray:
+    """The paste-back mask of one crop moved into the full image: ``H×W×3 float32`` in [0, 1].
+
+    It depends only on the crop's matrix, so every variant pasted through the same crop can share it.
+    """
+    matrix = np.asarray(crop_to_original, dtype=DTYPE)[:2]
+    return cv2.warpAffine(paste_back_mask(size), matrix, (image_shape[1], image_shape[0]), flags=cv2.INTER_LINEAR)
+
+
 def paste_back(image: np.ndarray, rendered: np.ndarray, crop_to_original: np.ndarray,
-               mask: np.ndarray | None = None) -> np.ndarray:
+               warped_mask: np.ndarray | None = None) -> np.ndarray:
     """Blend a rendered crop back into the full image (LivePortrait's do_crop paste-back).
 
     ``image``: ``H×W×3 uint8``; ``rendered``: ``S×S×3 uint8`` (same channel order); ``crop_to_original``:
-    the crop's ``3×3`` (or ``2×3``) matrix back to the image; ``mask``: ``S×S×3 float32`` in [0, 1]
-    (default :func:`paste_back_mask`). Returns ``H×W×3 uint8``, truncated like the original.
+    the crop's ``3×3`` (or ``2×3``) matrix back to the image; ``warped_mask``: the crop's mask already in
+    image space (default :func:`warp_paste_back_mask` of the generated mask). Returns ``H×W×3 uint8``,
+    truncated like the original.
     """
-    if mask is None:
-        mask = paste_back_mask(rendered.shape[0])
-    size = (image.shape[1], image.shape[0])
+    if warped_mask is None:
+        warped_mask = warp_paste_back_mask(crop_to_original, image.shape, rendered.shape[0])
     matrix = np.asarray(crop_to_original, dtype=DTYPE)[:2]
-    warped_mask = cv2.warpAffine(mask, matrix, size, flags=cv2.INTER_LINEAR)
-    warped = cv2.warpAffine(rendered, matrix, size, flags=cv2.INTER_LINEAR)
+    warped = cv2.warpAffine(rendered, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR)
     return np.clip(warped_mask * warped + (1 - warped_mask) * image, 0, 255).astype(np.uint8)
