@@ -11,8 +11,20 @@ import sys
 
 from models.registry import REPO_ROOT
 from utils.align import ALIGN_MODES
-from utils.batch_align import ALIGN_OUTPUT_EXTENSIONS, AlignOptions, run_alignment
-from utils.cli import add_bool, add_device_arguments, add_weight_path, configure_logging, make_parser, run_cli
+from utils.cli import (
+    add_device_arguments,
+    add_option_arguments,
+    add_weight_path,
+    configure_logging,
+    make_parser,
+    options_from_arguments,
+    run_cli,
+)
+from utils.preprocessing.batch_align import (
+    ALIGN_OUTPUT_EXTENSIONS,
+    AlignOptions,
+    run_alignment,
+)
 
 logger = logging.getLogger("ghostv2")
 DEFAULT_SOURCE_FOLDER = REPO_ROOT / "examples/images/base"
@@ -26,32 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--source_folder", default=None,
                         help=f"align every image under this folder, recursively [default: {DEFAULT_SOURCE_FOLDER}]")
     parser.add_argument("--aligned_folder", default=str(DEFAULT_ALIGNED_FOLDER), help="where the crops go")
-    parser.add_argument("--output_extension", choices=ALIGN_OUTPUT_EXTENSIONS, default="same_as_source",
-                        help="output format")
-    parser.add_argument("--align_mode", choices=ALIGN_MODES, default="insightface_v2", help="alignment template")
-    parser.add_argument("--final_crop_size", type=int, default=256, help="side of the square crop in pixels")
-    parser.add_argument("--detection_threshold", type=float, default=0.97, help="RetinaFace score threshold")
-    add_bool(parser, "overwrite", False, "redo files whose output already exists")
+    add_option_arguments(parser, AlignOptions, {
+        "output_extension": "output format", "align_mode": "alignment template",
+        "final_crop_size": "side of the square crop in pixels", "detection_threshold": "RetinaFace score threshold",
+        "overwrite": "redo files whose output already exists",
+    }, choices={"output_extension": ALIGN_OUTPUT_EXTENSIONS, "align_mode": ALIGN_MODES})
     add_device_arguments(parser)
     add_weight_path(parser, "retina_face_model_path", "retinaface", "RetinaFace weights")
     add_weight_path(parser, "cvlface_aligner_model_path", "cvlface_aligner", "CVLFace aligner weights (cvlface mode)")
     parser.add_argument("--verbose", action="store_true", help="log more")
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    options = AlignOptions(
-        aligned_folder=args.aligned_folder,
-        source_image=args.source_image,
-        source_folder=None if args.source_image else (args.source_folder or DEFAULT_SOURCE_FOLDER),
-        output_extension=args.output_extension,
-        align_mode=args.align_mode,
-        final_crop_size=args.final_crop_size,
-        detection_threshold=args.detection_threshold,
-        overwrite=args.overwrite,
-        device=args.device,
-        weights_dir=args.weights_dir,
-        retina_face_model_path=args.retina_face_model_path,
-        cvlface_aligner_model_path=args.cvlface_aligner_model_path,
-    )
+    options = options_from_arguments(
+        AlignOptions, args, source_folder=None if args.source_image else (args.source_folder or DEFAULT_SOURCE_FOLDER))
 
     def body() -> int:
         report = run_alignment(options)

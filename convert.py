@@ -11,7 +11,7 @@ import sys
 
 from models.registry import REPO_ROOT
 from utils.cli import add_bool, configure_logging, make_parser, run_cli
-from utils.convert import CONVERT_EXTENSIONS, convert_images
+from utils.preprocessing.convert import CONVERT_EXTENSIONS, convert_images
 
 logger = logging.getLogger("ghostv2")
 DEFAULT_SOURCE_FOLDER = REPO_ROOT / "examples/images/training_facexlib_png"

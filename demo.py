@@ -15,9 +15,9 @@ import sys
 
 from models.registry import REPO_ROOT
 from utils.cli import configure_logging, make_parser, run_cli
-from utils.demo_grid import write_demo_grid
-from utils.swap import FaceSwapper
-from utils.swap_arguments import add_swap_arguments, swap_options_from_arguments
+from utils.inference.demo_grid import write_demo_grid
+from utils.inference.swap import FaceSwapper
+from utils.inference.inference_arguments import add_swap_arguments, swap_options_from_arguments
 
 logger = logging.getLogger("ghostv2")
 EXAMPLES = REPO_ROOT / "examples"

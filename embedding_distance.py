@@ -13,9 +13,21 @@ import sys
 
 from models.registry import REPO_ROOT
 from utils.align import ALIGN_MODES
-from utils.cli import add_bool, add_device_arguments, add_weight_path, configure_logging, make_parser, run_cli
-from utils.embedding_distance import EmbeddingDistanceOptions, EmbeddingSide, measure_embedding_distance
-from utils.swap import EMBEDDING_PATH_FIELDS
+from utils.cli import (
+    add_bool,
+    add_device_arguments,
+    add_option_arguments,
+    add_weight_path,
+    configure_logging,
+    make_parser,
+    run_cli,
+)
+from utils.inference.embedding_distance import (
+    EmbeddingDistanceOptions,
+    EmbeddingSide,
+    measure_embedding_distance,
+)
+from utils.inference.options import EMBEDDING_PATH_FIELDS
 
 RESULTS = REPO_ROOT / "examples/results/embedding_distance"
 
@@ -30,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{side}_face_embeddings", choices=names, default=model, help=f"{side} embedding model")
         parser.add_argument(f"--{side}_align_mode", choices=ALIGN_MODES, default=mode, help=f"{side} crop alignment")
         parser.add_argument(f"--{side}_crop_size", type=int, default=size, help=f"{side} crop side in pixels")
-    parser.add_argument("--detection_threshold", type=float, default=0.97, help="RetinaFace score threshold")
+    add_option_arguments(parser, EmbeddingDistanceOptions, {"detection_threshold": "RetinaFace score threshold"})
     add_device_arguments(parser)
     for name, flag in EMBEDDING_PATH_FIELDS.items():
         add_weight_path(parser, flag, name, f"{name} embedding weights")

@@ -6,6 +6,8 @@ Examples:
          --paste_back_mode facexlib_with_parser --no-inpaint_output
   GhostV1 generator: add --G_path weights/GhostV1/G_unet_2blocks.safetensors --face_embeddings arcface
          --align_mode insightface_v1
+
+Every flag is defined in utils/inference/inference_arguments.py (defaults in utils/inference/options.py).
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import sys
 
 from models.registry import REPO_ROOT
 from utils.cli import configure_logging, make_parser, run_cli
-from utils.swap import FaceSwapper
-from utils.swap_arguments import add_swap_arguments, swap_options_from_arguments
+from utils.inference.inference_arguments import add_inference_arguments, swap_options_from_arguments
+from utils.inference.swap import FaceSwapper
 
 EXAMPLES = REPO_ROOT / "examples"
 RESULTS = EXAMPLES / "results/inference"
@@ -22,12 +24,7 @@ RESULTS = EXAMPLES / "results/inference"
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser("inference.py", __doc__)
-    parser.add_argument("--source_file_path", default=str(EXAMPLES / "astronaut.png"), help="image giving the identity")
-    parser.add_argument("--target_file_path", default=str(EXAMPLES / "cameraman.png"),
-                        help="image whose face is replaced")
-    parser.add_argument("--output_file_path", default=str(RESULTS / "astronaut_cameraman.jpg"),
-                        help="where the result is written (folders are created; an input is never overwritten)")
-    add_swap_arguments(parser, debug_folder=str(RESULTS))
+    add_inference_arguments(parser, str(EXAMPLES), str(RESULTS))
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
 

@@ -9,21 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 from argparse import ArgumentParser
+from functools import partial
 
 from utils.cli import configure_logging, make_parser, run_cli
 
 logger = logging.getLogger("ghostv2")
-BASE = "datasets/Lagenda"
-OUTPUTS = (f"{BASE}/lag_benchmark_face_cropped_512x512_unaligned", f"{BASE}/lag_benchmark_face_cropped_256x256_2",
-           f"{BASE}/lag_benchmark_retargeted_data")
 
 
 def build_parser() -> ArgumentParser:
-    from utils.preprocessing import add_preprocess_arguments
+    from utils.preprocessing.preprocess_arguments import add_lagenda_arguments
 
     parser = make_parser("preprocess_lagenda.py", __doc__.strip())
-    parser.add_argument("--lagenda_base_dir", default=f"{BASE}/lag_benchmark", help="folder of input images")
-    add_preprocess_arguments(parser, OUTPUTS)
+    add_lagenda_arguments(parser)
     return parser
 
 
@@ -32,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
 
     def body() -> int:
-        from utils.preprocessing import preprocess_lagenda, run_from_args
+        from utils.preprocessing.datasets import preprocess_lagenda, run_preprocessing
+        from utils.preprocessing.preprocess_arguments import options_from_args
 
-        summary = run_from_args(args, lambda options, models: preprocess_lagenda(args.lagenda_base_dir, options, models))
+        options, paths = options_from_args(args)
+        dataset = partial(preprocess_lagenda, args.lagenda_base_dir)
+        summary = run_preprocessing(dataset, options, paths, args.device, args.weights_dir)
         for line in summary.lines():
             logger.info(line)
         return 0

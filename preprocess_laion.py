@@ -9,22 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 from argparse import ArgumentParser
+from functools import partial
 
 from utils.cli import configure_logging, make_parser, run_cli
 
 logger = logging.getLogger("ghostv2")
-BASE = "datasets/LAION-Face"
-OUTPUTS = (f"{BASE}/laion_face_cropped_512x512_unaligned", f"{BASE}/laion_face_cropped_256x256",
-           f"{BASE}/laion_face_retargeted_data")
 
 
 def build_parser() -> ArgumentParser:
-    from utils.preprocessing import add_preprocess_arguments
+    from utils.preprocessing.preprocess_arguments import add_laion_arguments
 
     parser = make_parser("preprocess_laion.py", __doc__.strip())
-    parser.add_argument("--laion_face_base_dir", default=BASE, help="folder holding laion_face_data/split_NNNNN/")
-    parser.add_argument("--laion_face_part_indices", type=int, nargs="+", default=[0], help="split numbers to process")
-    add_preprocess_arguments(parser, OUTPUTS)
+    add_laion_arguments(parser)
     return parser
 
 
@@ -33,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
 
     def body() -> int:
-        from utils.preprocessing import preprocess_laion, run_from_args
+        from utils.preprocessing.datasets import preprocess_laion, run_preprocessing
+        from utils.preprocessing.preprocess_arguments import options_from_args
 
-        summary = run_from_args(args, lambda options, models: preprocess_laion(
-            args.laion_face_base_dir, args.laion_face_part_indices, options, models))
+        options, paths = options_from_args(args)
+        dataset = partial(preprocess_laion, args.laion_face_base_dir, args.laion_face_part_indices)
+        summary = run_preprocessing(dataset, options, paths, args.device, args.weights_dir)
         for line in summary.lines():
             logger.info(line)
         return 0

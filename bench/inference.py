@@ -24,7 +24,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from tests.conformance.runner import default_kit  # noqa: E402
 from utils.cli import add_bool, make_parser  # noqa: E402
 from utils.image import read_image, write_image  # noqa: E402
-from utils.swap import EMBEDDING_PATH_FIELDS, PASTE_BACK_MODES, STAGES, FaceSwapper, SwapOptions  # noqa: E402
+from utils.inference.options import EMBEDDING_PATH_FIELDS, STAGES, SwapOptions  # noqa: E402
+from utils.inference.swap import FaceSwapper  # noqa: E402
+from utils.paste_back import PASTE_BACK_MODES  # noqa: E402
 
 # Why a stage can be missing from a pair's timings.
 SKIPPED_BECAUSE = {

@@ -14,12 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 import torch  # noqa: E402
 
 from utils.cli import make_parser  # noqa: E402
-from utils.preprocessing import ImageProcessor, PreprocessOptions, SourceImage, Summary, load_models  # noqa: E402
+from utils.preprocessing.model_loading import load_models  # noqa: E402
+from utils.preprocessing.options import PreprocessOptions  # noqa: E402
+from utils.preprocessing.pipeline import ImageProcessor, SourceImage, Summary  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = Summary()
         started = time.perf_counter()
         for index in range(args.images):
-            rgb = np.ascontiguousarray(photo[:, :, ::-1])
-            processor.process(SourceImage(f"bench{index}", "", f"bench{index}", lambda rgb=rgb: rgb), summary)
+            processor.process(SourceImage(f"bench{index}", "", f"bench{index}", lambda: photo), summary)
         elapsed = time.perf_counter() - started
     variants = max(1, summary.faces_kept * args.variants)
     mode = "full image (do_crop)" if args.retargeting_do_crop else "face crops"

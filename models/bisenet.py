@@ -1,8 +1,9 @@
 """BiSeNet face parser (19 CelebAMask-HQ classes) and the helpers that turn a face into a class map.
 
 Architecture of zllrunning/face-parsing.PyTorch (ResNet-18 context path, attention refinement,
-feature fusion; conformance kit faces/README.md §4). The paste-back feeds it the restored face as
-given (256x256 in inference) converted like GFPGAN's input: RGB in [-1, 1].
+feature fusion; conformance kit faces/README.md §4). The facexlib_with_parser paste-back feeds it the
+swapped face resized to 512x512 (its training size, utils/paste_back.PARSER_INPUT_SIZE), converted like
+GFPGAN's input: RGB in [-1, 1]. FACE_CLASSES is the one table of which classes count as face.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eyeglasses", "l_ear", "r_ear", "earring",
     "nose", "mouth", "u_lip", "l_lip", "neck", "necklace", "cloth", "hair", "hat",
 )
-# Classes the paste-back keeps as "face": skin to lower lip, and the necklace (as the reference does).
+# Classes the paste-back keeps as "face": skin, brows, eyes, glasses, ears, earring, nose, mouth, lips, and the
+# necklace (as the reference does). Background, neck, cloth, hair and hat are left to the target.
 FACE_CLASSES: tuple[int, ...] = (*range(1, 14), 15)
 
 

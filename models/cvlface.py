@@ -10,7 +10,6 @@ models/adaface.py (one recognition family, four files). See conformance/recognit
 """
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import torch
@@ -19,6 +18,8 @@ from torch import nn
 
 from models.adaface import AdaFaceIR101
 from models.arcface import IResNet100
+from models.priors import decode_boxes, decode_landmarks
+from models.priors import prior_boxes as anchor_boxes
 from utils.checkpoint import StateDict, strip_prefix
 
 EMBEDDING_SIZE = 512
@@ -34,7 +35,6 @@ ARCFACE_TEMPLATE_112 = (
 )
 PRIOR_STEPS = (8, 16, 32)
 PRIOR_MIN_SIZES = ((64, 80), (96, 112), (128, 144))
-PRIOR_VARIANCES = (0.1, 0.2)
 
 
 def convert_state_dict(state_dict: StateDict) -> StateDict:
@@ -341,35 +341,8 @@ class LandmarkPrediction(NamedTuple):
 
 
 def prior_boxes(image_size: int = ALIGNER_NETWORK_SIZE) -> torch.Tensor:
-    """RetinaFace anchors (cx, cy, w, h), normalised: per level, row-major cells, two sizes per cell.
-
-    Returns [1050, 4] float32 for a 160 input (800 + 200 + 50 priors).
-    """
-    anchors = []
-    for step, sizes in zip(PRIOR_STEPS, PRIOR_MIN_SIZES):
-        cells = math.ceil(image_size / step)
-        for row in range(cells):
-            for column in range(cells):
-                for size in sizes:
-                    centre_x = (column + 0.5) * step / image_size
-                    centre_y = (row + 0.5) * step / image_size
-                    anchors.append((centre_x, centre_y, size / image_size, size / image_size))
-    return torch.tensor(anchors, dtype=torch.float64).to(torch.float32)
-
-
-def decode_boxes(regressions: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """RetinaFace box decoding: [N, P, 4] offsets → (xmin, ymin, xmax, ymax), normalised."""
-    centre = priors[:, :2] + regressions[..., :2] * PRIOR_VARIANCES[0] * priors[:, 2:]
-    size = priors[:, 2:] * torch.exp(regressions[..., 2:] * PRIOR_VARIANCES[1])
-    corner = centre - size / 2
-    return torch.cat([corner, corner + size], dim=-1)
-
-
-def decode_landmarks(regressions: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """RetinaFace landmark decoding: [N, P, 10] offsets → five (x, y) points, normalised."""
-    offsets = regressions.unflatten(-1, (5, 2))
-    points = priors[:, None, :2] + offsets * PRIOR_VARIANCES[0] * priors[:, None, 2:]
-    return points.flatten(-2)
+    """RetinaFace anchors [1050, 4] float32 (cx, cy, w, h) of the 160 input (800 + 200 + 50 priors)."""
+    return anchor_boxes(image_size, image_size, PRIOR_STEPS, PRIOR_MIN_SIZES)
 
 
 class RetinaFaceLandmarkNet(nn.Module):

@@ -22,7 +22,6 @@ from utils.device import autocast
 NUM_STACKS = 4  # 2D-FAN-4 ("LARGE")
 NUM_LANDMARKS = 68
 CROP_SIZE = 256
-HEATMAP_SIZE = 64
 REFERENCE_SCALE = 195.0  # face_alignment's default detector
 SCALE_TO_PIXELS = 200.0
 CENTRE_Y_SHIFT = 0.12

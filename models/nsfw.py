@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.registry import HUB_MODELS, INFERENCE_SCRIPT
-from utils.errors import GhostError, NSFWContentError
+from models.registry import HUB_MODELS, INFERENCE_SCRIPT, load_hub_model
+from utils.errors import NSFWContentError
 
 logger = logging.getLogger(__name__)
 
@@ -29,34 +29,14 @@ def _load_pretrained(model_id_or_path: str) -> tuple[Any, Any]:
     """(image processor, classifier) from a local folder, the Hugging Face cache, or the hub, in that order."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    def load(**options: Any) -> tuple[Any, Any]:
-        processor = AutoImageProcessor.from_pretrained(model_id_or_path, backend="pil", **options)
-        model = AutoModelForImageClassification.from_pretrained(model_id_or_path, use_safetensors=True, **options)
+    def load(source: str, **options: Any) -> tuple[Any, Any]:
+        processor = AutoImageProcessor.from_pretrained(source, backend="pil", **options)
+        model = AutoModelForImageClassification.from_pretrained(source, use_safetensors=True, **options)
         return processor, model
 
-    path = Path(model_id_or_path).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise GhostError(f"NSFW model {path} is a file; pass the folder written by save_pretrained")
-        try:
-            return load()
-        except (OSError, ValueError) as error:
-            raise GhostError(f"cannot load the NSFW classifier from folder {path}: {error}") from None
-    if model_id_or_path.startswith((".", "/", "~")) or model_id_or_path.count("/") > 1:
-        # Hub ids look like "owner/name": this was meant as a local folder.
-        raise GhostError(f"NSFW model folder {path} does not exist")
-    try:
-        return load(local_files_only=True)
-    except (OSError, ValueError):
-        logger.info("NSFW classifier %s is not in the Hugging Face cache; downloading it", model_id_or_path)
-    try:
-        return load()
-    except Exception as error:  # noqa: BLE001 - network, hub and file errors all mean "not available"
-        raise GhostError(
-            f"cannot load the NSFW classifier {model_id_or_path!r}: it is not in the Hugging Face cache and "
-            f"downloading it failed ({type(error).__name__}: {error}). Run `bash {INFERENCE_SCRIPT}` while online "
-            "(it fills the cache), or pass --nsfw_model PATH with a local copy (a save_pretrained folder)."
-        ) from None
+    advice = (f"Run `bash {INFERENCE_SCRIPT}` while online (it fills the cache), or pass --nsfw_model PATH with a "
+              "local copy (a save_pretrained folder).")
+    return load_hub_model(str(model_id_or_path), "NSFW classifier", load, advice)
 
 
 class NSFWFilter:

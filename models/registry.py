@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ import torch
 
 from utils.checkpoint import StateDict, load_into_module, read_state_dict
 from utils.errors import WeightsNotFoundError
+
+logger = logging.getLogger(__name__)
 
 RELEASE_URL = "https://github.com/dimitribarbot/ghostv2/releases/download/v1.0.0/{file}"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +80,8 @@ class HubModelSpec:
 
 
 _BN = ("num_batches_tracked",)
-_APACHE_GHOST = Licence("Apache-2.0", "Apache-2.0 (GhostV2 release)", "LAION-Face + Lagenda, preprocessed by GhostV2")
+# The GhostV2 release carries the original project's own licence.
+_BSD_GHOSTV2 = Licence("BSD-3-Clause", "BSD-3-Clause (GhostV2 release)", "LAION-Face + Lagenda, preprocessed by GhostV2")
 _WEBFACE = "WebFace4M/WebFace12M (the dataset's terms restrict use to non-commercial research)"
 
 CHECKPOINTS: dict[str, CheckpointSpec] = {
@@ -88,7 +92,7 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
             "GhostV2_G_unet_2blocks.safetensors", "GhostV2/G_unet_2blocks.safetensors",
             "manifest_GhostV2_G_unet_2blocks.json", "network.aeinet:AEINet",
             {"backbone": "unet", "num_blocks": 2}, convert="network.aeinet:convert_state_dict",
-            describe="network.aeinet:describe_state_dict", standin_prefix="_orig_mod.", licence=_APACHE_GHOST,
+            describe="network.aeinet:describe_state_dict", standin_prefix="_orig_mod.", licence=_BSD_GHOSTV2,
         ),
         CheckpointSpec(
             "ghostv1_generator", "the GhostV1 generator (AEI-Net unet, 2 blocks)",
@@ -104,7 +108,7 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
             "manifest_GhostV2_D_unet_2blocks.json", "network.discriminator:MultiscaleDiscriminator",
             convert="network.aeinet:convert_state_dict", describe="network.aeinet:describe_state_dict",
             download_set="all", standin_prefix="_orig_mod.",
-            licence=_APACHE_GHOST,
+            licence=_BSD_GHOSTV2,
         ),
         CheckpointSpec(
             "retinaface", "the RetinaFace-ResNet50 face detector",
@@ -306,3 +310,47 @@ def specs_for_set(download_set: str) -> list[CheckpointSpec]:
     if download_set not in ("inference", "all"):
         raise ValueError(f"unknown download set {download_set!r} (expected 'inference' or 'all')")
     return [spec for spec in CHECKPOINTS.values() if download_set == "all" or spec.download_set == "inference"]
+
+
+def looks_like_folder(reference: str) -> bool:
+    """Whether a model reference means a folder on disk: it exists, or it is written like a path.
+
+    Hugging Face ids look like ``owner/name``; anything starting with ``.``, ``/`` or ``~``, or with more than
+    one slash, was meant as a folder.
+    """
+    return Path(reference).expanduser().exists() or reference.startswith(("/", ".", "~")) or reference.count("/") > 1
+
+
+def load_hub_model(reference: str, what: str, load: Callable[..., Any], advice: str,
+                   marker: str | None = None) -> Any:
+    """Load a Hugging Face model from a local folder, else from the Hugging Face cache, else from the Hub.
+
+    ``load(source, **options)`` does the work; for the cache attempt ``options`` is ``local_files_only=True``.
+    A folder must exist, be a folder, and hold ``marker`` (e.g. ``model_index.json``) when one is given. Every
+    failure becomes one GhostError naming ``what`` (and, when nothing could be had, ``advice``).
+    """
+    from utils.errors import GhostError
+
+    if looks_like_folder(reference):
+        folder = Path(reference).expanduser()
+        if not folder.exists():
+            raise GhostError(f"{what} folder {folder} not found: it does not exist")
+        if not folder.is_dir():
+            raise GhostError(f"{what} {folder} is a file; pass the folder written by save_pretrained")
+        if marker is not None and not (folder / marker).is_file():
+            raise GhostError(f"{what} folder {folder} not found: it has no {marker}")
+        try:
+            return load(str(folder))
+        except Exception as error:  # noqa: BLE001 - any loading failure is reported the same way
+            raise GhostError(f"cannot load the {what} from folder {folder}: {error}") from None
+    try:
+        return load(reference, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not in the cache (or incomplete): download it below
+        logger.info("%s %s is not in the Hugging Face cache; downloading it", what, reference)
+    try:
+        return load(reference)
+    except Exception as error:  # noqa: BLE001 - network, hub and file errors all mean "not available"
+        raise GhostError(
+            f"cannot load the {what} {reference!r}: it is not in the Hugging Face cache and downloading it failed "
+            f"({type(error).__name__}: {error}). {advice}"
+        ) from None

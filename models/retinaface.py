@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet50
 
+from models.priors import decode_boxes, decode_landmarks
+from models.priors import prior_boxes as anchor_boxes
 from models.registry import load_model
 from utils.checkpoint import StateDict, strip_prefix
 from utils.device import autocast
@@ -28,7 +30,6 @@ logger = logging.getLogger(__name__)
 # Values of the reference config (cfg_re50) and of the batch-face post-processing.
 MIN_SIZES: tuple[tuple[int, int], ...] = ((16, 32), (64, 128), (256, 512))
 STEPS: tuple[int, ...] = (8, 16, 32)
-VARIANCES: tuple[float, float] = (0.1, 0.2)
 # Subtracted from the R, G, B channels: the original was trained on BGR minus (104, 117, 123), but the
 # pipeline we reproduce feeds RGB, and the released results were made that way.
 CHANNEL_MEANS: tuple[float, float, float] = (104.0, 117.0, 123.0)
@@ -178,33 +179,8 @@ def preprocess(
 
 
 def prior_boxes(height: int, width: int) -> torch.Tensor:
-    """Anchor boxes (cx, cy, w, h) normalised by the network input size, in head-output order.
-
-    Returns [N, 4] float32 (computed in float64 like the reference's Python floats).
-    """
-    levels = []
-    for step, sizes in zip(STEPS, MIN_SIZES):
-        rows, cols = -(-height // step), -(-width // step)
-        row, col, size_index = np.meshgrid(np.arange(rows), np.arange(cols), np.arange(len(sizes)), indexing="ij")
-        size = np.asarray(sizes, dtype=np.float64)[size_index]
-        centre_x = (col + 0.5) * step / width
-        centre_y = (row + 0.5) * step / height
-        levels.append(np.stack([centre_x, centre_y, size / width, size / height], axis=-1).reshape(-1, 4))
-    return torch.from_numpy(np.concatenate(levels).astype(np.float32))
-
-
-def decode_boxes(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """Box regressions [N,4] + priors [N,4] -> boxes [N,4] (x1, y1, x2, y2), normalised coordinates."""
-    centres = priors[:, :2] + loc[:, :2] * VARIANCES[0] * priors[:, 2:]
-    sizes = priors[:, 2:] * torch.exp(loc[:, 2:] * VARIANCES[1])
-    top_left = centres - sizes / 2
-    return torch.cat([top_left, top_left + sizes], dim=1)
-
-
-def decode_landmarks(landms: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """Landmark regressions [N,10] + priors -> 5 points [N,10] (x, y)*5, normalised coordinates."""
-    points = [priors[:, :2] + landms[:, 2 * p:2 * p + 2] * VARIANCES[0] * priors[:, 2:] for p in range(5)]
-    return torch.cat(points, dim=1)
+    """Anchor boxes [N, 4] float32 (cx, cy, w, h) of a ``height×width`` network input (cfg_re50 layout)."""
+    return anchor_boxes(height, width, STEPS, MIN_SIZES)
 
 
 def nms(boxes: np.ndarray, iou_threshold: float = NMS_IOU) -> list[int]:

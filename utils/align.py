@@ -24,6 +24,12 @@ from utils.image import bgr_to_tensor
 ALIGN_MODES = ("insightface_v2", "insightface_v1", "facexlib", "mtcnn", "cvlface")
 DEFAULT_ALIGN_MODE = "insightface_v2"
 
+
+def check_align_mode(mode: str) -> None:
+    """Raise AlignmentError (a GhostError and ValueError) unless ``mode`` is one of ``ALIGN_MODES``."""
+    if mode not in ALIGN_MODES:
+        raise AlignmentError(f"unknown align mode {mode!r}; choose one of: {', '.join(ALIGN_MODES)}")
+
 # ArcFace 5-point template in a 112×112 frame (insightface); float32 like the original, which matters
 # because the similarity fit keeps the input precision.
 ARCFACE_TEMPLATE_112 = np.array(
@@ -275,7 +281,7 @@ def alignment_matrix(
             raise AlignmentError("align mode 'cvlface' needs the CVLFace aligner (load_model('cvlface_aligner'))")
         matrix = cvlface_matrix(image_bgr, keypoints, size, cvlface_aligner)[0]
     else:
-        raise AlignmentError(f"unknown align mode {mode!r}; choose one of: {', '.join(ALIGN_MODES)}")
+        check_align_mode(mode)
     if not np.isfinite(matrix).all():
         raise AlignmentError(f"cannot align: the five keypoints do not define a face ({keypoints.tolist()})")
     return matrix

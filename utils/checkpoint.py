@@ -75,11 +75,6 @@ def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> StateDi
     return {(key[len(prefix):] if key.startswith(prefix) else key): value for key, value in state_dict.items()}
 
 
-def remove_substring(state_dict: Mapping[str, torch.Tensor], substring: str) -> StateDict:
-    """Remove every occurrence of ``substring`` from every key (the original's ``str.replace``)."""
-    return {key.replace(substring, ""): value for key, value in state_dict.items()}
-
-
 def compare_state_dicts(
     expected: Mapping[str, torch.Tensor],
     given: Mapping[str, torch.Tensor],

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from models.registry import CHECKPOINTS, WEIGHTS_DIR_ENV
 from utils.device import DEVICE_CHOICES_HELP
@@ -46,6 +50,38 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
     """A boolean flag with a ``--no-`` form (``--enhance_output`` / ``--no-enhance_output``)."""
     parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
+def add_option_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    options_class: type,
+    helps: Mapping[str, str],
+    choices: Mapping[str, Sequence[Any]] | None = None,
+) -> None:
+    """One flag per entry of ``helps`` (field name -> help), with the dataclass field's default and type.
+
+    Booleans get a ``--no-`` form; ``X | None`` fields take an X; a field without a default becomes a flag
+    whose default is None (the caller supplies it). Defaults are thus written once, in the dataclass.
+    """
+    hints = typing.get_type_hints(options_class)
+    defaults = {item.name: item.default for item in dataclasses.fields(options_class)}
+    choices = choices or {}
+    for name, text in helps.items():
+        default = None if defaults[name] is dataclasses.MISSING else defaults[name]
+        kind = hints[name]
+        if kind is bool:
+            add_bool(parser, name, default, text)
+            continue
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        parser.add_argument(f"--{name}", type=kind, default=default, choices=choices.get(name), help=text)
+
+
+def options_from_arguments(options_class: type, args: argparse.Namespace, **values: Any) -> Any:
+    """An ``options_class`` built from the parsed flags whose names are its fields (``values`` override)."""
+    names = {item.name for item in dataclasses.fields(options_class)}
+    given = {name: value for name, value in vars(args).items() if name in names}
+    return options_class(**{**given, **values})
 
 
 def add_weight_path(parser: argparse.ArgumentParser, flag: str, checkpoint: str, help: str) -> None:

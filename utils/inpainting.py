@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.registry import HUB_MODELS
+from models.registry import HUB_MODELS, load_hub_model, looks_like_folder
 from utils.device import use_fp16
 from utils.errors import GhostError
 from utils.masks import edge_mask, padding_to_multiple
@@ -56,11 +56,6 @@ class EdgeInpainting:
     pipeline_output_mode: str  # PIL mode of the pipeline's image ("RGB")
 
 
-def _is_local_reference(model: str) -> bool:
-    """Whether a model reference means a folder on disk (it exists, or is written like a path)."""
-    return Path(model).expanduser().exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1
-
-
 def _has_fp16_variant(folder: Path) -> bool:
     return any(folder.glob("*/*.fp16.safetensors"))
 
@@ -83,31 +78,16 @@ def load_inpainting_pipeline(
     reference = str(model) if model else HUB_MODELS["sdxl_inpainting"].model_id
     options: dict[str, Any] = {"dtype": torch.float16 if half else torch.float32, "use_safetensors": True}
 
-    if _is_local_reference(reference):
-        folder = Path(reference).expanduser()
-        if not (folder / "model_index.json").is_file():
-            raise GhostError(f"SDXL inpainting model folder {folder} not found (or it has no model_index.json)")
-        if half and _has_fp16_variant(folder):
-            options["variant"] = "fp16"
-        try:
-            pipeline = AutoPipelineForInpainting.from_pretrained(str(folder), **options)
-        except Exception as error:  # noqa: BLE001 - any loading failure is reported the same way
-            raise GhostError(f"cannot load the SDXL inpainting model from {folder}: {error}") from error
-    else:
-        if half:
-            options["variant"] = "fp16"
-        try:
-            pipeline = AutoPipelineForInpainting.from_pretrained(reference, local_files_only=True, **options)
-        except Exception:  # noqa: BLE001 - not in the cache (or incomplete): download it below
-            LOGGER.info("%s is not in the Hugging Face cache; downloading it (several GB)", reference)
-            try:
-                pipeline = AutoPipelineForInpainting.from_pretrained(reference, **options)
-            except Exception as error:  # noqa: BLE001
-                raise GhostError(
-                    f"cannot load the SDXL inpainting model {reference!r} (not in the Hugging Face cache and the "
-                    f"download failed: {type(error).__name__}: {error}). Connect to the internet once, point HF_HOME "
-                    "to a cache that has it, pass a local folder, or turn inpainting off (--no-inpaint_output)."
-                ) from error
+    def load(source: str, **extra: Any) -> Any:
+        variant = {}
+        # A local folder may hold float32 files only; the Hub model has an fp16 variant.
+        if half and (not looks_like_folder(source) or _has_fp16_variant(Path(source))):
+            variant["variant"] = "fp16"
+        return AutoPipelineForInpainting.from_pretrained(source, **options, **variant, **extra)
+
+    pipeline = load_hub_model(reference, "SDXL inpainting model", load, advice=(
+        "Connect to the internet once, point HF_HOME to a cache that has it, pass a local folder, or turn "
+        "inpainting off (--no-inpaint_output)."), marker="model_index.json")
 
     if device.type == "cuda" and importlib.util.find_spec("xformers") is not None:
         try:

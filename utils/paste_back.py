@@ -16,18 +16,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.bisenet import face_region_mask
 from utils.masks import erode_and_clear_border, landmark_hull_mask, raise_eyebrows
 
 PASTE_BACK_MODES = ("ghost", "facexlib_with_parser", "facexlib_without_parser", "insightface", "basic", "none")
-DEFAULT_PASTE_BACK_MODE = "ghost"
 MODES_WITH_MASK = ("ghost", "facexlib_with_parser")
 
 # A face parser maps a PARSER_INPUT_SIZE² uint8 BGR face to an integer label map of the same size.
 FaceParser = Callable[[np.ndarray], np.ndarray]
 PARSER_INPUT_SIZE = 512  # BiSeNet's training size
-# BiSeNet (CelebAMask-HQ) classes kept as face: skin, brows, eyes, glasses, ears, earring, nose, mouth,
-# lips, necklace. Background, neck, cloth, hair and hat are left to the target.
-PARSER_FACE_CLASSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)
 PARSER_BLUR_KERNEL, PARSER_BLUR_SIGMA, PARSER_BORDER = 101, 11, 10
 
 
@@ -86,10 +83,10 @@ def paste_back_facexlib_without_parser(
 def parser_face_masks(labels: np.ndarray, face_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Hard and soft face masks from a parser label map, in ``[0, 1]`` float64 at ``face_size²``.
 
-    ``labels``: ``P×P`` integer BiSeNet classes. The hard mask keeps PARSER_FACE_CLASSES; the soft one
-    is it blurred twice (101×101, σ 11); both get a 10-pixel zero border at the parser's resolution.
+    ``labels``: ``P×P`` integer BiSeNet classes. The hard mask is 255 on the face classes (models.bisenet); the
+    soft one is it blurred twice (101×101, σ 11); both get a 10-pixel zero border at the parser's resolution.
     """
-    hard = np.where(np.isin(labels, PARSER_FACE_CLASSES), 255.0, 0.0)
+    hard = face_region_mask(labels).astype(np.float64)
     soft = cv2.GaussianBlur(hard, (PARSER_BLUR_KERNEL, PARSER_BLUR_KERNEL), PARSER_BLUR_SIGMA)
     soft = cv2.GaussianBlur(soft, (PARSER_BLUR_KERNEL, PARSER_BLUR_KERNEL), PARSER_BLUR_SIGMA)
     masks = []

@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from tests.cli.conftest import STANDIN_THRESHOLD, snapshot
-from utils.demo_grid import CELL, aligned_best_face, legend_cell
+from utils.inference.demo_grid import CELL, aligned_best_face, legend_cell
 from utils.image import read_image
-from utils.swap import FaceSwapper, SwapOptions
+from utils.inference.options import SwapOptions
+from utils.inference.swap import FaceSwapper
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

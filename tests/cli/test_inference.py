@@ -3,7 +3,7 @@
 Every paste-back mode, align mode, enhancement on/off and inpainting go through ``inference.main`` with
 the CLI's flags (PNG outputs and --debug faces, read back and checked). Cost control: each full model set is
 ~2 GB of stand-in weights, so these in-process runs share one ModelCache (models and per-picture detections)
-with a module-scoped swapper by patching ``utils.swap.ModelCache``; real processes run the GhostV1 flags
+with a module-scoped swapper by patching ``utils.inference.swap.ModelCache``; real processes run the GhostV1 flags
 through the whole pipeline (GFPGAN, BiSeNet, SDXL inpainting) and a bad-input case.
 Stand-in detector: see tests/cli/conftest.py (threshold 0.5 finds faces, 1.0 finds none).
 """
@@ -19,11 +19,13 @@ import numpy as np
 import pytest
 
 import inference
-import utils.swap
+import utils.inference.swap
 from tests.cli.conftest import NO_FACE_THRESHOLD, STANDIN_THRESHOLD, snapshot
 from utils.errors import NSFWContentError
 from utils.image import read_image
-from utils.swap import FaceSwapper, ModelCache, SwapOptions
+from utils.inference.model_cache import ModelCache
+from utils.inference.options import SwapOptions
+from utils.inference.swap import FaceSwapper
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_CACHE = ModelCache()
@@ -56,7 +58,7 @@ def swapper(base_options: SwapOptions) -> FaceSwapper:
 @pytest.fixture
 def shared_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every FaceSwapper built by inference.main reuse the module's loaded models and detections."""
-    monkeypatch.setattr(utils.swap, "ModelCache", lambda: SHARED_CACHE)
+    monkeypatch.setattr(utils.inference.swap, "ModelCache", lambda: SHARED_CACHE)
 
 
 def base_flags(options: SwapOptions) -> list[str]:

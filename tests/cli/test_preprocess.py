@@ -23,21 +23,22 @@ import torch
 import preprocess_laion
 import preprocess_lagenda
 from tests.cli.conftest import snapshot
-from utils import preprocessing
+from utils.preprocessing import model_loading, pipeline, runner
+from utils.preprocessing.options import PreprocessOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST_FLAGS = ["--device", "cpu", "--detection_threshold", "0.5", "--detection_max_size", "256",
               "--min_original_face_size", "0", "--eye_dist_threshold", "0", "--max_faces_per_image", "1"]
 
 
-_MODEL_CACHE: dict[tuple, preprocessing.PreprocessModels] = {}
-ORIGINAL_LOAD_MODELS = preprocessing.load_models
+_MODEL_CACHE: dict[tuple, model_loading.PreprocessModels] = {}
+ORIGINAL_LOAD_MODELS = model_loading.load_models
 
 
 @pytest.fixture(autouse=True)
 def reuse_loaded_models(monkeypatch) -> None:
     """Load each model set once per session (loading RetinaFace dominates a fast run); main() is unchanged."""
-    original = preprocessing.load_models
+    original = model_loading.load_models
 
     def cached(options, device, weights_dir, paths):
         key = (options.retargeting, options.detection_threshold, options.detection_max_size,
@@ -47,7 +48,7 @@ def reuse_loaded_models(monkeypatch) -> None:
             _MODEL_CACHE[key] = original(options, device, weights_dir, paths)
         return _MODEL_CACHE[key]
 
-    monkeypatch.setattr(preprocessing, "load_models", cached)
+    monkeypatch.setattr(model_loading, "load_models", cached)
 
 
 def photos() -> dict[str, np.ndarray]:
@@ -136,7 +137,7 @@ def test_lagenda_interrupted_run_resumes_to_the_same_files(lagenda_folder: Path,
                                                            standin_weights: Path, monkeypatch) -> None:
     reference = tmp_path / "reference"
     assert preprocess_lagenda.main(lagenda_args(lagenda_folder, reference, standin_weights, "--no-retargeting")) == 0
-    original_process = preprocessing.ImageProcessor.process
+    original_process = pipeline.ImageProcessor.process
     calls = {"count": 0}
 
     def crash_on_second_image(self, image, summary):
@@ -145,12 +146,12 @@ def test_lagenda_interrupted_run_resumes_to_the_same_files(lagenda_folder: Path,
         if calls["count"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(preprocessing.ImageProcessor, "process", crash_on_second_image)
+    monkeypatch.setattr(pipeline.ImageProcessor, "process", crash_on_second_image)
     resumed = tmp_path / "resumed"
     argv = lagenda_args(lagenda_folder, resumed, standin_weights, "--no-retargeting")
     assert preprocess_lagenda.main(argv) == 130
     assert 0 < len(images_under(resumed / "faces")) < 3
-    monkeypatch.setattr(preprocessing.ImageProcessor, "process", original_process)
+    monkeypatch.setattr(pipeline.ImageProcessor, "process", original_process)
     assert preprocess_lagenda.main(argv) == 0
     assert images_under(resumed / "faces") == images_under(reference / "faces")
 
@@ -221,7 +222,7 @@ def test_enhance_faces_in_original_image_changes_only_the_face_region(tmp_path: 
     assert models.face_parser is not None and models.gfpgan is not None and models.liveportrait is None
     original = cv2.imread(str(folder / "astronaut.jpg"))
     face = models.detector.detect_batch([np.ascontiguousarray(original[:, :, ::-1])], bgr=False)[0]
-    face = preprocessing.by_score(face)[0]
+    face = pipeline.by_score(face)[0]
     crop_square = cv2.warpAffine(np.full((512, 512), 255, np.uint8),
                                  cv2.invertAffineTransform(facexlib_matrix(face.keypoints, 512)),
                                  original.shape[1::-1])
@@ -261,7 +262,7 @@ def test_models_are_loaded_only_for_the_flags_that_need_them(tmp_path: Path, mon
              ({"retargeting": False, "enhance_faces_in_original_image": True}, ["retinaface", "gfpgan", "bisenet"])]
     for flags, expected in cases:
         loaded.clear()
-        options = preprocessing.PreprocessOptions(tmp_path / "a", tmp_path / "b", tmp_path / "c", **flags)
+        options = PreprocessOptions(tmp_path / "a", tmp_path / "b", tmp_path / "c", **flags)
         options.check()
         ORIGINAL_LOAD_MODELS(options, torch.device("cpu"), tmp_path, {})
         assert loaded == expected, flags
@@ -305,6 +306,6 @@ def test_laion_missing_split_is_one_clear_error(tmp_path: Path, standin_weights:
 
 def test_partition_covers_everything_once() -> None:
     items = list(range(11))
-    shares = [preprocessing.partition(items, 3, index) for index in range(3)]
+    shares = [runner.partition(items, 3, index) for index in range(3)]
     assert sorted(sum(shares, [])) == items
     assert not set(shares[0]) & set(shares[1])

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 import torch
 
-from utils.align import ALIGN_MODES
 from utils.device import autocast, resolve_device, use_fp16
 from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
 from utils.image import bgr_to_tensor, read_image, tensor_to_bgr_uint8, write_image
-from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
+from utils.inference.model_cache import ModelCache
+from utils.inference.options import ALIGNED_FACE_SIZE, EMBEDDING_PATH_FIELDS, GFPGAN_FACE_SIZE, SwapOptions
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
@@ -32,98 +32,6 @@ if TYPE_CHECKING:
     from models.retinaface import FaceDetector
 
 logger = logging.getLogger(__name__)
-
-ALIGNED_FACE_SIZE = 256
-GFPGAN_FACE_SIZE = 512
-DETECTION_MAX_SIZE = 1280
-DETECTION_CACHE_SIZE = 64  # pictures whose detections are kept (demo grids reuse each picture many times)
-PRECISIONS = ("32", "32-true", "16", "16-mixed", "16-true")
-STAGES = ("load", "read", "nsfw", "detect", "align", "landmarks", "embed", "generate", "enhance", "paste", "inpaint",
-          "write")
-# The per-model path flags of the original inference.py, by --face_embeddings name.
-EMBEDDING_PATH_FIELDS = {
-    "arcface": "arcface_model_path",
-    "adaface": "adaface_model_path",
-    "cvl_arcface": "cvl_arcface_model_path",
-    "cvl_adaface": "cvl_adaface_model_path",
-    "cvl_vit": "cvl_vit_model_path",
-    "facenet": "facenet_model_path",
-}
-
-
-@dataclass(frozen=True)
-class SwapOptions:
-    """Every setting of a swap; field names are inference.py's flags (the original project's names).
-
-    Paths left as None resolve to the registry's file under ``weights_dir``; ``nsfw_model`` and
-    ``inpainting_model`` take a Hugging Face id or a local folder (None: the registry's id).
-    """
-
-    G_path: str | None = None
-    backbone: str = "unet"
-    num_blocks: int = 2
-    align_corners: bool = True
-    face_embeddings: str = "cvl_vit"
-    align_mode: str = "insightface_v2"
-    paste_back_mode: str = "ghost"
-    enhance_output: bool = True
-    inpaint_output: bool = True
-    detection_threshold: float = 0.97
-    detection_max_size: int | None = DETECTION_MAX_SIZE  # long-side limit for detection; no flag (original: 1280)
-    source_face_index: int = 0
-    target_face_index: int = 0
-    device: str = "auto"
-    precision: str | None = None
-    weights_dir: str | None = None
-    arcface_model_path: str | None = None
-    adaface_model_path: str | None = None
-    cvl_arcface_model_path: str | None = None
-    cvl_adaface_model_path: str | None = None
-    cvl_vit_model_path: str | None = None
-    facenet_model_path: str | None = None
-    gfpgan_model_path: str | None = None
-    face_alignment_model_path: str | None = None
-    face_parser_model_path: str | None = None
-    retina_face_model_path: str | None = None
-    cvlface_aligner_model_path: str | None = None
-    nsfw_model: str | None = None
-    inpainting_model: str | None = None
-    inpainting_seed: int | None = None
-    check_output_nsfw: bool = True
-    debug: bool = False
-    debug_ghost_landmarks: bool = False
-    debug_source_face_path: str | None = None
-    debug_target_face_path: str | None = None
-    debug_swapped_face_path: str | None = None
-    debug_enhanced_face_path: str | None = None
-
-    def __post_init__(self) -> None:
-        for name, value, choices in (
-            ("paste_back_mode", self.paste_back_mode, PASTE_BACK_MODES),
-            ("align_mode", self.align_mode, ALIGN_MODES),
-            ("face_embeddings", self.face_embeddings, tuple(EMBEDDING_PATH_FIELDS)),
-        ):
-            if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-
-    @property
-    def uses_landmarks(self) -> bool:
-        return self.paste_back_mode == "ghost"
-
-    @property
-    def uses_parser(self) -> bool:
-        return self.paste_back_mode == "facexlib_with_parser"
-
-    @property
-    def uses_inpainting(self) -> bool:
-        # Only the paste-back modes that return a face mask can be followed by inpainting.
-        return self.inpaint_output and self.paste_back_mode in MODES_WITH_MASK
-
-    @property
-    def fp16_requested(self) -> bool:
-        return self.precision is not None and self.precision.startswith("16")
 
 
 @dataclass
@@ -149,46 +57,6 @@ class SwapResult:
     enhanced_face: np.ndarray | None  # 256×256×3 uint8 BGR after GFPGAN, None when not enhanced
     mask: np.ndarray | None  # H×W uint8 mask returned by the paste-back (ghost, facexlib_with_parser)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class ModelCache:
-    """Models loaded so far, keyed by what they were loaded from; shared by swappers with different options."""
-
-    def __init__(self) -> None:
-        self._models: dict[tuple, Any] = {}
-        self._detections: dict[tuple, list] = {}
-
-    def __contains__(self, key: tuple) -> bool:
-        return key in self._models
-
-    def get(self, key: tuple, load: Callable[[], Any]) -> Any:
-        """The model stored under ``key``, loading it with ``load()`` the first time."""
-        if key not in self._models:
-            self._models[key] = load()
-        return self._models[key]
-
-    def detections(self, key: tuple, detect: Callable[[], list]) -> list:
-        """The detections stored under ``key`` (an image's content and the detector settings), else ``detect()``."""
-        if key not in self._detections:
-            if len(self._detections) >= DETECTION_CACHE_SIZE:
-                self._detections.pop(next(iter(self._detections)))  # forget the oldest picture
-            self._detections[key] = detect()
-        return self._detections[key]
-
-    def put(self, key: tuple, model: Any) -> None:
-        """Store an already built model under ``key`` (e.g. a stand-in in tests)."""
-        self._models[key] = model
-
-    def copy(self) -> ModelCache:
-        """A new cache holding the same models and detections (adding to it leaves this one unchanged)."""
-        clone = ModelCache()
-        clone._models.update(self._models)
-        clone._detections.update(self._detections)
-        return clone
-
-    def loaded(self) -> list[str]:
-        """Names of the models in memory (for logs and tests)."""
-        return [key[0] for key in self._models]
 
 
 class FaceSwapper:

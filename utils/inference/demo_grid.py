@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from utils.errors import NoFaceFoundError
 from utils.image import read_image, write_image
-from utils.swap import ALIGNED_FACE_SIZE, FaceSwapper
+from utils.inference.options import ALIGNED_FACE_SIZE
+from utils.inference.swap import FaceSwapper
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.retinaface import DEFAULT_THRESHOLD
 from utils.device import resolve_device
 from utils.errors import GhostError, NoFaceFoundError
 from utils.image import bgr_to_tensor, read_image, write_image
@@ -40,7 +41,7 @@ class EmbeddingDistanceOptions:
     source_image_path: str | Path
     source: EmbeddingSide = EmbeddingSide(align_mode="insightface_v1", crop_size=256)
     target: EmbeddingSide = EmbeddingSide()
-    detection_threshold: float = 0.97
+    detection_threshold: float = DEFAULT_THRESHOLD
     device: str = "auto"
     weights_dir: str | Path | None = None
     retina_face_model_path: str | Path | None = None
@@ -83,11 +84,10 @@ def measure_embedding_distance(options: EmbeddingDistanceOptions) -> EmbeddingDi
     from models.embeddings import load_face_embedder
     from models.registry import load_model
     from models.retinaface import best_face, load_face_detector
-    from utils.align import ALIGN_MODES
+    from utils.align import check_align_mode
 
     for side in (options.source, options.target):
-        if side.align_mode not in ALIGN_MODES:
-            raise GhostError(f"unknown align mode {side.align_mode!r}; choose one of {', '.join(ALIGN_MODES)}")
+        check_align_mode(side.align_mode)
     image = read_image(options.source_image_path)
     device = resolve_device(options.device)
     detector = load_face_detector(device=device, path=options.retina_face_model_path, weights_dir=options.weights_dir,

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from utils.batch_files import BatchReport, run_batch
 
-
 CONVERT_EXTENSIONS = (".jpg", ".png")
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from models.retinaface import DEFAULT_THRESHOLD
+from utils.align import DEFAULT_ALIGN_MODE
 from utils.batch_files import SAME_AS_SOURCE, BatchReport, collect_sources, run_batch
 from utils.device import resolve_device
-from utils.errors import GhostError
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +26,9 @@ class AlignOptions:
     source_image: str | Path | None = None
     source_folder: str | Path | None = None
     output_extension: str = SAME_AS_SOURCE
-    align_mode: str = "insightface_v2"
+    align_mode: str = DEFAULT_ALIGN_MODE
     final_crop_size: int = 256
-    detection_threshold: float = 0.97
+    detection_threshold: float = DEFAULT_THRESHOLD
     overwrite: bool = False
     device: str = "auto"
     weights_dir: str | Path | None = None
@@ -70,10 +72,9 @@ def run_alignment(options: AlignOptions) -> BatchReport:
     Like the original align.py, detection runs on the full-size image (no long-side limit).
     """
     from models.retinaface import load_face_detector
-    from utils.align import ALIGN_MODES
+    from utils.align import check_align_mode
 
-    if options.align_mode not in ALIGN_MODES:
-        raise GhostError(f"unknown align mode {options.align_mode!r}; choose one of {', '.join(ALIGN_MODES)}")
+    check_align_mode(options.align_mode)
     # Fail on a bad source before spending time on loading weights.
     collect_sources(options.source_image, options.source_folder)
     device = resolve_device(options.device)

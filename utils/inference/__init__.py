@@ -1,0 +1,1 @@
+"""The swap pipeline of inference.py and demo.py, and the embedding comparison of embedding_distance.py."""

@@ -1,0 +1,104 @@
+"""Every setting of a swap in one frozen record, each default written once (inference.py's flags are built from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.embeddings import DEFAULT_FACE_EMBEDDINGS, FACE_EMBEDDING_NAMES
+from models.retinaface import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD
+from network.aeinet import BACKBONES
+from utils.align import DEFAULT_ALIGN_MODE, check_align_mode
+from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
+
+ALIGNED_FACE_SIZE = 256
+GFPGAN_FACE_SIZE = 512
+PRECISIONS = ("32", "32-true", "16", "16-mixed", "16-true")
+STAGES = ("load", "read", "nsfw", "detect", "align", "landmarks", "embed", "generate", "enhance", "paste", "inpaint",
+          "write")
+# The per-model path flags of the original inference.py, by --face_embeddings name.
+EMBEDDING_PATH_FIELDS = {
+    "arcface": "arcface_model_path",
+    "adaface": "adaface_model_path",
+    "cvl_arcface": "cvl_arcface_model_path",
+    "cvl_adaface": "cvl_adaface_model_path",
+    "cvl_vit": "cvl_vit_model_path",
+    "facenet": "facenet_model_path",
+}
+
+
+@dataclass(frozen=True)
+class SwapOptions:
+    """Every setting of a swap; field names are inference.py's flags (the original project's names).
+
+    Paths left as None resolve to the registry's file under ``weights_dir``; ``nsfw_model`` and
+    ``inpainting_model`` take a Hugging Face id or a local folder (None: the registry's id).
+    """
+
+    G_path: str | None = None
+    backbone: str = "unet"
+    num_blocks: int = 2
+    align_corners: bool = True
+    face_embeddings: str = DEFAULT_FACE_EMBEDDINGS
+    align_mode: str = DEFAULT_ALIGN_MODE
+    paste_back_mode: str = "ghost"
+    enhance_output: bool = True
+    inpaint_output: bool = True
+    detection_threshold: float = DEFAULT_THRESHOLD
+    # The original inference.py detects at a 1280 px long side (small photos are scaled up); no flag.
+    detection_max_size: int | None = DEFAULT_MAX_SIZE
+    source_face_index: int = 0
+    target_face_index: int = 0
+    device: str = "auto"
+    precision: str | None = None
+    weights_dir: str | None = None
+    arcface_model_path: str | None = None
+    adaface_model_path: str | None = None
+    cvl_arcface_model_path: str | None = None
+    cvl_adaface_model_path: str | None = None
+    cvl_vit_model_path: str | None = None
+    facenet_model_path: str | None = None
+    gfpgan_model_path: str | None = None
+    face_alignment_model_path: str | None = None
+    face_parser_model_path: str | None = None
+    retina_face_model_path: str | None = None
+    cvlface_aligner_model_path: str | None = None
+    nsfw_model: str | None = None
+    inpainting_model: str | None = None
+    inpainting_seed: int | None = None
+    check_output_nsfw: bool = True
+    debug: bool = False
+    debug_ghost_landmarks: bool = False
+    debug_source_face_path: str | None = None
+    debug_target_face_path: str | None = None
+    debug_swapped_face_path: str | None = None
+    debug_enhanced_face_path: str | None = None
+
+    def __post_init__(self) -> None:
+        check_align_mode(self.align_mode)
+        for name, value, choices in (
+            ("paste_back_mode", self.paste_back_mode, PASTE_BACK_MODES),
+            ("face_embeddings", self.face_embeddings, FACE_EMBEDDING_NAMES),
+            ("backbone", self.backbone, BACKBONES),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+    @property
+    def uses_landmarks(self) -> bool:
+        return self.paste_back_mode == "ghost"
+
+    @property
+    def uses_parser(self) -> bool:
+        return self.paste_back_mode == "facexlib_with_parser"
+
+    @property
+    def uses_inpainting(self) -> bool:
+        # Only the paste-back modes that return a face mask can be followed by inpainting.
+        return self.inpaint_output and self.paste_back_mode in MODES_WITH_MASK
+
+    @property
+    def fp16_requested(self) -> bool:
+        return self.precision is not None and self.precision.startswith("16")
+
+

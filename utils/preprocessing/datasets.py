@@ -1,0 +1,94 @@
+"""The two dataset walkers: a flat Lagenda folder, and LAION-Face img2dataset shards."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from utils.errors import DatasetError, ImageReadError
+from utils.image import list_images, read_image, to_bgr_uint8
+from utils.preprocessing.model_loading import PreprocessModels
+from utils.preprocessing.options import PreprocessOptions
+from utils.preprocessing.pipeline import ImageProcessor
+from utils.preprocessing.runner import (
+    DONE_FOLDER,
+    SourceImage,
+    Summary,
+    describe_run,
+    partition,
+    run,
+    write_marker,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def decode_image(data: bytes, source: str) -> np.ndarray:
+    """Decode encoded image bytes to ``H×W×3 uint8 BGR``; a corrupt payload raises ImageReadError."""
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if decoded is None:
+        raise ImageReadError(Path(source), "not a decodable image (corrupt or truncated)")
+    return to_bgr_uint8(decoded, source)
+
+
+def preprocess_lagenda(lagenda_base_dir: str | Path, options: PreprocessOptions, models: PreprocessModels) -> Summary:
+    """Process every image file of a folder (flat, sorted; this worker's share); the id is the file stem."""
+    folder = Path(lagenda_base_dir)
+    if not folder.is_dir():
+        raise DatasetError(f"Lagenda folder {folder} does not exist (check --lagenda_base_dir)")
+    files = list_images(folder, recursive=False)
+    mine = partition(files, options.num_workers_total, options.worker_index)
+    logger.info("%d images in %s, %d for %s", len(files), folder, len(mine), describe_run(options))
+
+    def source(path: Path) -> SourceImage:
+        return SourceImage(path.name, "", path.stem, lambda: read_image(path))
+
+    return run((source(path) for path in mine), ImageProcessor(models, options), total=len(mine))
+
+
+def preprocess_laion(laion_face_base_dir: str | Path, part_indices: Sequence[int], options: PreprocessOptions,
+                     models: PreprocessModels) -> Summary:
+    """Process the shards of the requested splits (this worker's share of the sorted shard list)."""
+    from utils.preprocessing.laion_shards import (
+        iter_samples,
+        list_shards,
+        successful_rows,
+    )
+
+    shards = list_shards(laion_face_base_dir, part_indices)
+    mine = partition(shards, options.num_workers_total, options.worker_index)
+    logger.info("%d shards, %d for %s", len(shards), len(mine), describe_run(options))
+    processor = ImageProcessor(models, options)
+    summary = Summary()
+    for shard in mine:
+        subdir = f"{shard.split}/{shard.name}"
+        complete = options.output_dir_resized / subdir / DONE_FOLDER / "shard.complete"
+        if complete.exists():
+            logger.info("shard %s already done", subdir)
+            continue
+        logger.info("shard %s", subdir)
+
+        def samples(shard=shard, subdir=subdir) -> Iterator[SourceImage]:
+            for sample in iter_samples(shard):
+                yield SourceImage(f"{subdir}/{sample.sample_id}", subdir, sample.sample_id,
+                                  lambda sample=sample: decode_image(sample.data, f"{shard.tar_path}:{sample.member}"))
+
+        summary.add(run(samples(), processor, total=successful_rows(shard)))
+        write_marker(complete, "complete\n")
+    return summary
+
+
+def run_preprocessing(dataset: Callable[[PreprocessOptions, PreprocessModels], Summary], options: PreprocessOptions,
+                      paths: dict[str, str | None], device: str, weights_dir: str | Path | None) -> Summary:
+    """Load the models the (checked) options need, then run ``dataset`` with them.
+
+    ``paths`` maps registry checkpoint names to explicit files (None: the registry's file under ``weights_dir``).
+    """
+    from utils.device import resolve_device
+    from utils.preprocessing.model_loading import load_models
+
+    models = load_models(options, resolve_device(device), weights_dir, paths)
+    return dataset(options, models)
