@@ -42,7 +42,9 @@ DOCUMENTED = {
         "device": "cpu", "devices": 1, "batch_size": 2, "num_workers": 0, "max_epochs": 1, "face_embeddings": "facenet",
         "strategy": "auto",
     },
-    "ddp_gpus.yaml": {"accelerator": "gpu", "devices": -1, "strategy": "ddp", "batch_size": TrainingConfig().batch_size},
+    "ddp_gpus.yaml": {
+        "accelerator": "gpu", "devices": -1, "strategy": "ddp", "batch_size": TrainingConfig().batch_size,
+    },
 }
 
 
@@ -92,7 +94,8 @@ def test_shipped_config_resolves_to_the_documented_values(name: str) -> None:
 
 
 def test_phase_2_starts_from_the_generator_and_discriminator_phase_1_writes() -> None:
-    phase1, phase2 = resolve("--config", CONFIGS / "ghostv2_phase1.yaml"), resolve("--config", CONFIGS / "ghostv2_phase2.yaml")
+    phase1 = resolve("--config", CONFIGS / "ghostv2_phase1.yaml")
+    phase2 = resolve("--config", CONFIGS / "ghostv2_phase2.yaml")
     assert Path(phase2.G_path) == phase1.saved_models_dir / "G_latest.safetensors"
     assert Path(phase2.D_path) == phase1.saved_models_dir / "D_latest.safetensors"
 

@@ -70,7 +70,8 @@ class TrainingConfig:
         choices=FACE_EMBEDDING_NAMES,
     )
     weights_dir: str | None = option(
-        MODELS, None, f"folder holding the downloaded weights [default: ${WEIGHTS_DIR_ENV}, else weights/ beside the scripts]",
+        MODELS, None,
+        f"folder holding the downloaded weights [default: ${WEIGHTS_DIR_ENV}, else weights/ beside the scripts]",
     )
     compile: bool = option(  # the original always compiled; off here (slow to start, no gain on CPU)
         MODELS, False, "wrap G and D with torch.compile (files are saved without _orig_mod.)",

@@ -90,10 +90,6 @@ class GhostV2Module(pl.LightningModule):
         """Identity embeddings [N, 512] of images [N, 3, 256, 256] in [-1, 1] (gradient flows to the images)."""
         return self.face_embedder(images)
 
-    def forward(self, target: torch.Tensor, source_embedding: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """Swap: target [B, 3, 256, 256] in [-1, 1], source embedding [B, 512] → (swapped, target attributes)."""
-        return self.generator(target, source_embedding)
-
     def _eye_heatmaps(
         self, target: torch.Tensor, swapped: torch.Tensor
     ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None, torch.Tensor | None]:

@@ -50,7 +50,9 @@ class ConfigFileAction(ActionConfigFile):
             parser.validate(cfg)
         except (argparse.ArgumentError, TypeError, KeyError, ValueError) as error:
             message = " ".join(str(error).split())
-            raise TrainingConfigError(message if str(values) in message else f"{CONFIG_FLAG} {values}: {message}") from None
+            if str(values) not in message:
+                message = f"{CONFIG_FLAG} {values}: {message}"
+            raise TrainingConfigError(message) from None
 
 
 def make_parser(prog: str, description: str) -> ArgumentParser:
@@ -79,16 +81,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="YAML file of options (the flag names as keys, see configs/); repeat to merge several in order; "
         "flags given on the command line override them",
     )
-    groups: dict[str, argparse._ArgumentGroup] = {}
+    groups: dict[str, Any] = {}
     for option in fields(TrainingConfig):
         metadata = dict(option.metadata)
         title = metadata.pop("group")
-        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title)
         hint = _TYPE_HINTS[option.name]
         if hint is bool:
-            group.add_argument(f"--{option.name}", action=argparse.BooleanOptionalAction, default=option.default, **metadata)
+            metadata["action"] = argparse.BooleanOptionalAction
         else:
-            group.add_argument(f"--{option.name}", type=_argument_type(hint), default=option.default, **metadata)
+            metadata["type"] = _argument_type(hint)
+        groups[title].add_argument(f"--{option.name}", default=option.default, **metadata)
     parser.add_argument("--verbose", action="store_true", help="log more")
     return parser
 
@@ -129,11 +133,11 @@ def saved_configuration(ckpt_path: str | Path) -> dict[str, Any]:
     saved = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     if not saved:
         logger.warning("--ckpt_path %s holds no saved training configuration; using the flags and files only", path)
-    known = {option.name for option in fields(TrainingConfig)} - NOT_RESUMED
-    ignored = sorted(set(saved) - known - NOT_RESUMED)
+    options = {option.name for option in fields(TrainingConfig)}
+    ignored = sorted(set(saved) - options)
     if ignored:
         logger.warning("ignoring options of %s that train.py does not know: %s", path, ", ".join(ignored))
-    return {key: value for key, value in saved.items() if key in known}
+    return {key: value for key, value in saved.items() if key in options - NOT_RESUMED}
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> Any:
@@ -144,8 +148,10 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> Any:
 
 
 def parse_training_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[TrainingConfig, bool]:
-    """Resolve (TrainingConfig, verbose) from ``argv``: defaults < --ckpt_path's saved configuration < --config
-    files (in order) < flags. ``--print_config`` prints the result and exits; errors raise TrainingConfigError.
+    """The (TrainingConfig, verbose) that ``argv`` asks for; errors raise TrainingConfigError with one line.
+
+    Later sources win: defaults, the configuration saved in --ckpt_path's checkpoint (it becomes ``parser``'s
+    defaults), the --config files in order, the other flags. ``--print_config`` prints the result and exits.
     """
     arguments = configs_first(argv)
     # A first pass finds --ckpt_path (a flag or a config key) without printing anything.
