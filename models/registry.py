@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from utils.checkpoint import StateDict, load_into_module, read_state_dict
+from utils.checkpoint import StateDict, build_on_meta, load_into_module, read_state_dict
 from utils.errors import WeightsNotFoundError
 
 RELEASE_URL = "https://github.com/dimitribarbot/ghostv2/releases/download/v1.0.0/{file}"
@@ -278,6 +278,9 @@ def load_model(
 ) -> torch.nn.Module:
     """Build a registered model, load its safetensors file strictly, and return it in eval mode.
 
+    The module is built on the meta device and takes the file's (memory-mapped) tensors as its own, so
+    no random initialisation runs and no weight is copied on the CPU.
+
     ``path`` overrides the default file location (the per-model CLI flags); ``builder_overrides``
     change constructor settings (e.g. ``backbone="linknet"``). Raises WeightsNotFoundError,
     CheckpointFormatError or CheckpointMismatchError with a message meant for users.
@@ -289,7 +292,7 @@ def load_model(
             file_path, spec.description, f"Run `bash {spec.download_script}` to download it (or pass its path)."
         )
     state_dict = convert_state_dict(name, read_state_dict(file_path))
-    module = build_module(name, **builder_overrides)
+    module = build_on_meta(build_module, name, **builder_overrides)
     load_into_module(
         module,
         state_dict,

@@ -108,8 +108,11 @@ def load_into_module(
 ) -> torch.nn.Module:
     """Load ``state_dict`` strictly into ``module``; raise CheckpointMismatchError listing bad keys.
 
-    Keys ending in one of ``optional_suffixes`` (e.g. ``num_batches_tracked``) may be absent from the
-    file; the module keeps its own value for them. ``describe`` names what a mismatching file holds.
+    A module built on the meta device (see :func:`build_on_meta`) takes the file's tensors themselves
+    (``assign=True``, cast to the module's dtypes): nothing is initialised or copied. Keys ending in one of
+    ``optional_suffixes`` (e.g. ``num_batches_tracked``) may be absent from the file; a real module keeps
+    its own value for them, a meta one gets zeros (BatchNorm's initial count). ``describe`` names what a
+    mismatching file holds.
     """
     own = module.state_dict()
     missing, unexpected, wrong_shape = compare_state_dicts(own, state_dict, optional_suffixes)
@@ -121,8 +124,55 @@ def load_into_module(
             except Exception:  # noqa: BLE001 - describing is best effort, the key lists are the message
                 detail = ""
         raise CheckpointMismatchError(path, expected, missing, unexpected, wrong_shape, detail)
-    complete = dict(state_dict)
-    for key, value in own.items():
-        complete.setdefault(key, value)
-    module.load_state_dict(complete, strict=True)
+    if not meta_tensor_names(module):
+        complete = dict(state_dict)
+        for key, value in own.items():
+            complete.setdefault(key, value)
+        module.load_state_dict(complete, strict=True)
+        return module
+    complete = {
+        key: state_dict[key].to(target.dtype) if key in state_dict else torch.zeros(target.shape, dtype=target.dtype)
+        for key, target in own.items()
+    }
+    module.load_state_dict(complete, strict=True, assign=True)
+    _compute_constant_buffers(module)
+    left = meta_tensor_names(module)
+    if left:
+        raise RuntimeError(f"{type(module).__name__} still holds meta tensors after loading: {', '.join(left)}")
     return module
+
+
+def build_on_meta(builder: Callable[..., torch.nn.Module], *args: object, **kwargs: object) -> torch.nn.Module:
+    """``builder(*args, **kwargs)`` on the meta device: shapes only, no memory, no random initialisation.
+
+    Load it with :func:`load_into_module`. A module with non-persistent buffers must offer
+    ``constant_buffers() -> {name: tensor}`` so that they can be computed for real after loading.
+    """
+    with torch.device("meta"):
+        return builder(*args, **kwargs)
+
+
+def meta_tensor_names(module: torch.nn.Module) -> list[str]:
+    """Names of the parameters, buffers and plain tensor attributes of ``module`` still on the meta device."""
+    names = []
+    for prefix, submodule in module.named_modules():
+        owned = {**submodule._parameters, **submodule._buffers}
+        owned.update((name, value) for name, value in vars(submodule).items() if isinstance(value, torch.Tensor))
+        names += [f"{prefix}.{name}" if prefix else name for name, value in owned.items()
+                  if value is not None and value.is_meta]
+    return names
+
+
+def _compute_constant_buffers(module: torch.nn.Module) -> None:
+    """Replace meta non-persistent buffers (never in a file) with the values their module computes."""
+    for prefix, submodule in module.named_modules():
+        pending = [name for name in submodule._non_persistent_buffers_set
+                   if submodule._buffers.get(name) is not None and submodule._buffers[name].is_meta]
+        if not pending:
+            continue
+        compute = getattr(submodule, "constant_buffers", None)
+        if compute is None:
+            raise TypeError(f"{type(submodule).__name__} ({prefix or 'the root module'}) has non-persistent buffers "
+                            f"{pending} but no constant_buffers() to compute them after loading on the meta device")
+        for name, value in compute().items():
+            submodule._buffers[name] = value
