@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,15 @@ from torch import nn
 
 from models import registry
 from models.registry import CheckpointSpec, load_model
-from utils.checkpoint import build_on_meta, load_into_module, read_state_dict, strip_prefix, write_state_dict
+from utils.checkpoint import (
+    build_on_meta,
+    load_into_module,
+    read_state_dict,
+    release_weight_pages,
+    resident_mapped_bytes,
+    strip_prefix,
+    write_state_dict,
+)
 from utils.errors import CheckpointFormatError, CheckpointMismatchError, WeightsNotFoundError
 
 
@@ -170,3 +179,22 @@ def test_non_safetensors_files_are_refused(tmp_path: Path, tiny_spec: Checkpoint
     path.write_bytes(content)
     with pytest.raises(CheckpointFormatError, match=reason):
         load_model("tiny", path=path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release reads /proc/self/pagemap")
+def test_released_weight_pages_come_back_unchanged_and_written_ones_stay(tmp_path: Path) -> None:
+    write_state_dict(nn.Linear(256, 256).state_dict(), tmp_path / "linear.safetensors")
+    expected = read_state_dict(tmp_path / "linear.safetensors")["weight"].clone()
+    module = build_on_meta(nn.Linear, 256, 256)
+    load_into_module(module, read_state_dict(tmp_path / "linear.safetensors"), expected="Linear")
+    inputs = torch.ones(1, 256)
+    output = module(inputs)
+    assert resident_mapped_bytes(module) >= expected.numel() * 4
+    assert release_weight_pages(module) >= expected.numel() * 4
+    assert resident_mapped_bytes(module) == 0
+    assert torch.equal(module(inputs), output) and torch.equal(module.weight, expected)
+    with torch.no_grad():
+        module.weight[0, 0] = 5.0  # a copied-on-write page: releasing would lose it
+    assert release_weight_pages(module) == 0
+    assert module.weight[0, 0] == 5.0
+    assert release_weight_pages(nn.Linear(256, 256)) == 0  # not memory-mapped
