@@ -445,7 +445,12 @@ class DifferentiableFaceAligner(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = RetinaFaceLandmarkNet()
-        self.register_buffer("priors", prior_boxes(self.network_size), persistent=False)
+        for name, value in self.constant_buffers().items():
+            self.register_buffer(name, value, persistent=False)
+
+    def constant_buffers(self) -> dict[str, torch.Tensor]:
+        """The buffers computed rather than stored in the file (also after loading on the meta device)."""
+        return {"priors": prior_boxes(self.network_size)}
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """Pad to a centred square (value -1, i.e. black) and resize to 160 (bilinear, align_corners=True).

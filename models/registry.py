@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from utils.checkpoint import StateDict, load_into_module, read_state_dict
+from utils.checkpoint import StateDict, build_on_meta, load_into_module, read_state_dict
 from utils.errors import WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -282,6 +282,9 @@ def load_model(
 ) -> torch.nn.Module:
     """Build a registered model, load its safetensors file strictly, and return it in eval mode.
 
+    The module is built on the meta device and takes the file's (memory-mapped) tensors as its own, so
+    no random initialisation runs and no weight is copied on the CPU.
+
     ``path`` overrides the default file location (the per-model CLI flags); ``builder_overrides``
     change constructor settings (e.g. ``backbone="linknet"``). Raises WeightsNotFoundError,
     CheckpointFormatError or CheckpointMismatchError with a message meant for users.
@@ -293,7 +296,7 @@ def load_model(
             file_path, spec.description, f"Run `bash {spec.download_script}` to download it (or pass its path)."
         )
     state_dict = convert_state_dict(name, read_state_dict(file_path))
-    module = build_module(name, **builder_overrides)
+    module = build_on_meta(build_module, name, **builder_overrides)
     load_into_module(
         module,
         state_dict,

@@ -13,7 +13,7 @@ import torch
 import download_weights
 from models import registry
 from models.registry import CHECKPOINTS, HUB_MODELS, convert_state_dict, read_manifest, specs_for_set
-from utils.checkpoint import compare_state_dicts
+from utils.checkpoint import build_on_meta, compare_state_dicts, load_into_module, meta_tensor_names
 from utils.download import download_file
 
 INFERENCE_NEEDS = {
@@ -42,6 +42,24 @@ def test_builder_accepts_the_released_layout(name: str) -> None:
     missing, unexpected, wrong = compare_state_dicts(module.state_dict(), convert_state_dict(name, file_keys),
                                                      spec.optional_key_suffixes)
     assert (missing, unexpected, wrong) == ([], [], [])
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINTS))
+def test_meta_built_module_loads_for_real(name: str) -> None:
+    """Built on meta and given a file's tensors, a module holds no meta tensor and computes its constants."""
+    spec = CHECKPOINTS[name]
+    file_tensors = {spec.standin_prefix + key: torch.empty(shape, dtype=getattr(torch, dtype))
+                    for key, (shape, dtype) in read_manifest(spec.manifest)["keys"].items()}
+    module = build_on_meta(registry.build_module, name)
+    load_into_module(module, convert_state_dict(name, file_tensors), expected=name,
+                     optional_suffixes=spec.optional_key_suffixes)
+    assert meta_tensor_names(module) == []
+    state_dict = module.state_dict()
+    non_persistent = {key: value for key, value in module.named_buffers() if key not in state_dict}
+    if non_persistent:
+        reference = dict(registry.build_module(name).named_buffers())
+        for key, value in non_persistent.items():
+            assert value.device.type == "cpu" and torch.equal(value, reference[key]), key
 
 
 def test_download_sets() -> None:

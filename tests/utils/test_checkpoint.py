@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,15 @@ from torch import nn
 
 from models import registry
 from models.registry import CheckpointSpec, load_model
-from utils.checkpoint import read_state_dict, strip_prefix, write_state_dict
+from utils.checkpoint import (
+    build_on_meta,
+    load_into_module,
+    read_state_dict,
+    release_weight_pages,
+    resident_mapped_bytes,
+    strip_prefix,
+    write_state_dict,
+)
 from utils.errors import CheckpointFormatError, CheckpointMismatchError, WeightsNotFoundError
 
 
@@ -21,6 +30,23 @@ class TinyNet(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, width, 3)
         self.norm = nn.BatchNorm2d(width)
+
+
+class WithConstant(TinyNet):
+    """TinyNet with a computed, non-persistent buffer, and a way to compute it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("grid", torch.arange(6.0).view(2, 3), persistent=False)
+
+    def constant_buffers(self) -> dict[str, torch.Tensor]:
+        return {"grid": torch.arange(6.0).view(2, 3)}
+
+
+class WithoutConstantRecipe(TinyNet):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("grid", torch.zeros(2), persistent=False)
 
 
 def strip_module_prefix(state_dict: dict) -> dict:
@@ -61,7 +87,40 @@ def test_loads_plain_and_prefixed_files(tmp_path: Path, tiny_spec: CheckpointSpe
 def test_optional_num_batches_tracked_may_be_absent(tmp_path: Path, tiny_spec: CheckpointSpec) -> None:
     path = _saved(tmp_path / "tiny.safetensors", TinyNet(), drop="num_batches_tracked")
     assert "norm.num_batches_tracked" not in read_state_dict(path)
-    load_model("tiny", path=path)
+    loaded = load_model("tiny", path=path)
+    assert loaded.norm.num_batches_tracked.dtype == torch.int64 and int(loaded.norm.num_batches_tracked) == 0
+
+
+def test_loading_initialises_nothing_and_takes_the_file_tensors(tmp_path: Path, tiny_spec: CheckpointSpec) -> None:
+    path = _saved(tmp_path / "tiny.safetensors", TinyNet())
+    rng_state = torch.random.get_rng_state()
+    loaded = load_model("tiny", path=path)
+    # Random initialisation would have drawn from the global generator.
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert loaded.conv.weight.requires_grad and isinstance(loaded.conv.weight, nn.Parameter)
+    module, state_dict = build_on_meta(TinyNet), read_state_dict(path)
+    load_into_module(module, state_dict, expected="TinyNet")
+    assert module.conv.weight.data_ptr() == state_dict["conv.weight"].data_ptr()
+
+
+def test_file_dtype_is_cast_to_the_module_dtype(tmp_path: Path, tiny_spec: CheckpointSpec) -> None:
+    source = TinyNet()
+    torch.nn.init.normal_(source.conv.weight)
+    write_state_dict({key: value.half() if value.is_floating_point() else value
+                      for key, value in source.state_dict().items()}, tmp_path / "half.safetensors")
+    loaded = load_model("tiny", path=tmp_path / "half.safetensors")
+    assert loaded.conv.weight.dtype == torch.float32
+    assert torch.equal(loaded.conv.weight, source.conv.weight.half().float())
+
+
+def test_non_persistent_buffers_are_computed_after_meta_loading(tmp_path: Path) -> None:
+    path = _saved(tmp_path / "tiny.safetensors", WithConstant())
+    module = build_on_meta(WithConstant)
+    assert module.grid.is_meta
+    load_into_module(module, read_state_dict(path), expected="WithConstant")
+    assert torch.equal(module.grid, WithConstant().grid)
+    with pytest.raises(TypeError, match=r"non-persistent buffers \['grid'\] but no constant_buffers"):
+        load_into_module(build_on_meta(WithoutConstantRecipe), read_state_dict(path), expected="x")
 
 
 def test_missing_file_names_the_download_script(tmp_path: Path, tiny_spec: CheckpointSpec) -> None:
@@ -120,3 +179,22 @@ def test_non_safetensors_files_are_refused(tmp_path: Path, tiny_spec: Checkpoint
     path.write_bytes(content)
     with pytest.raises(CheckpointFormatError, match=reason):
         load_model("tiny", path=path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release reads /proc/self/pagemap")
+def test_released_weight_pages_come_back_unchanged_and_written_ones_stay(tmp_path: Path) -> None:
+    write_state_dict(nn.Linear(256, 256).state_dict(), tmp_path / "linear.safetensors")
+    expected = read_state_dict(tmp_path / "linear.safetensors")["weight"].clone()
+    module = build_on_meta(nn.Linear, 256, 256)
+    load_into_module(module, read_state_dict(tmp_path / "linear.safetensors"), expected="Linear")
+    inputs = torch.ones(1, 256)
+    output = module(inputs)
+    assert resident_mapped_bytes(module) >= expected.numel() * 4
+    assert release_weight_pages(module) >= expected.numel() * 4
+    assert resident_mapped_bytes(module) == 0
+    assert torch.equal(module(inputs), output) and torch.equal(module.weight, expected)
+    with torch.no_grad():
+        module.weight[0, 0] = 5.0  # a copied-on-write page: releasing would lose it
+    assert release_weight_pages(module) == 0
+    assert module.weight[0, 0] == 5.0
+    assert release_weight_pages(nn.Linear(256, 256)) == 0  # not memory-mapped
