@@ -15,7 +15,8 @@ import sys
 
 from models.registry import REPO_ROOT
 from utils.cli import configure_logging, make_parser, run_cli
-from utils.inference.inference_arguments import add_inference_arguments, swap_options_from_arguments
+from utils.image import check_output_file
+from utils.inference.inference_arguments import DEBUG_FILES, add_inference_arguments, swap_options_from_arguments
 from utils.inference.swap import FaceSwapper
 
 EXAMPLES = REPO_ROOT / "examples"
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
 
     def body() -> None:
-        swapper = FaceSwapper(swap_options_from_arguments(args))
+        options = swap_options_from_arguments(args)
+        debug = [getattr(options, f"debug_{name}_path") for name in DEBUG_FILES] if options.debug else []
+        for path in (args.output_file_path, *debug):  # before any model loads: a bad path costs and writes nothing
+            check_output_file(path)
+        swapper = FaceSwapper(options)
         swapper.swap_files(args.source_file_path, args.target_file_path, args.output_file_path)
 
     return run_cli(body)

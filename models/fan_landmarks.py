@@ -18,6 +18,7 @@ from torch import nn
 
 from models.registry import load_model
 from utils.device import autocast
+from utils.image import check_face_box
 
 NUM_STACKS = 4  # 2D-FAN-4 ("LARGE")
 NUM_LANDMARKS = 68
@@ -147,7 +148,11 @@ class LandmarkDetector:
         return self.get_landmarks_with_details(image_bgr, box)["landmarks"]
 
     def get_landmarks_with_details(self, image_bgr: np.ndarray, box: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`get_landmarks` plus its intermediates: centre, scale, crop, heatmaps, heatmap points, scores."""
+        """:meth:`get_landmarks` plus its intermediates: centre, scale, crop, heatmaps, heatmap points, scores.
+
+        Raises FaceBoxError for a box that cannot be a face of the image (its crop window could need gigabytes).
+        """
+        check_face_box(box, image_bgr.shape, "landmark face box")
         image_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         centre, scale = box_centre_and_scale(box)
         crop = crop_face(image_rgb, centre, scale)

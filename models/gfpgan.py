@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +296,20 @@ def enhance_face(face_bgr: np.ndarray, model: nn.Module, randomize_noise: bool =
         logger.warning("face enhancement failed, keeping the face as it is: %s", error)
         return face_bgr
     return tensor_to_bgr_rounded(restored.float())
+
+
+@contextmanager
+def seeded_noise(seed: int, device: torch.device) -> Iterator[None]:
+    """Inside the block, GFPGAN's fresh noise is drawn from generators seeded with ``seed`` (repeatable runs).
+
+    The released code draws unseeded noise at every call; this keeps its distribution but makes it a function
+    of the seed. Every generator's state is restored on exit, so nothing else sees a difference.
+    """
+    device_type = device.type if device.type in ("cuda", "mps") else None
+    count = torch.cuda.device_count() if device.type == "cuda" else int(device.type == "mps")
+    with torch.random.fork_rng(devices=list(range(count)), device_type=device_type):
+        torch.manual_seed(seed)
+        yield
 
 
 def load_gfpgan(

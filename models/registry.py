@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from utils.checkpoint import StateDict, build_on_meta, load_into_module, read_state_dict
-from utils.errors import WeightsNotFoundError
+from utils.errors import CheckpointFormatError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +291,8 @@ def load_model(
     """
     spec = CHECKPOINTS[name]
     file_path = Path(path) if path else checkpoint_path(name, weights_dir)
+    if file_path.is_dir():
+        raise CheckpointFormatError(file_path, "it is a folder; pass the .safetensors file")
     if not file_path.is_file():
         raise WeightsNotFoundError(
             file_path, spec.description, f"Run `bash {spec.download_script}` to download it (or pass its path)."

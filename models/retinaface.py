@@ -2,9 +2,14 @@
 
 The network follows biubug6/Pytorch_Retinaface (ResNet-50 body, FPN, SSH, three heads with two
 anchors per cell); the detection call reproduces the batch-face pipeline GhostV2 inherited (see the
-conformance kit's faces/README.md §1): the image is resized so that its long side equals
-``max_size`` (small images are upscaled too), fed as RGB minus (104, 117, 123), and boxes/keypoints
-are mapped back to original-image pixels by dividing by the resize factor.
+conformance kit's faces/README.md §1): with a ``max_size`` the image is resized so that its long side
+equals it (small images are upscaled too, unless ``upscale`` is off), it is fed as RGB minus
+(104, 117, 123), and boxes/keypoints are mapped back to original-image pixels by dividing by the
+resize factor.
+
+Detection sizes of the original project (faces/README.md §1.3), which each caller sets where it builds
+its detector: inference 1280 with upscaling; preprocessing, align.py, embedding_distance.py and the
+demo's re-detection of its grid cells no ``max_size`` (the image as it is).
 """
 from __future__ import annotations
 
@@ -151,15 +156,20 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
 # Pre-processing, priors, decoding and NMS (pure functions, also used by the conformance checks)
 
 
-def resize_factor(height: int, width: int, max_size: int | None) -> float:
-    """The reference's resize factor: ``max_size / long side`` whenever max_size is set (upscaling too)."""
+def resize_factor(height: int, width: int, max_size: int | None, upscale: bool = True) -> float:
+    """The reference's resize factor: ``max_size / long side`` whenever max_size is set (upscaling too).
+
+    ``max_size`` None or -1: no resize. ``upscale`` False (our option) never enlarges: the factor is capped at 1.
+    """
     if max_size is None or max_size == -1:
         return 1.0
-    return max_size / max(height, width)
+    factor = max_size / max(height, width)
+    return factor if upscale else min(factor, 1.0)
 
 
 def preprocess(
-    images: np.ndarray, max_size: int | None, bgr: bool = True, device: str | torch.device = "cpu"
+    images: np.ndarray, max_size: int | None, bgr: bool = True, device: str | torch.device = "cpu",
+    upscale: bool = True,
 ) -> tuple[torch.Tensor, float]:
     """Turn a batch of same-size images into the network input and the resize factor used.
 
@@ -168,7 +178,7 @@ def preprocess(
     """
     batch = torch.from_numpy(np.ascontiguousarray(images)).to(device).float().permute(0, 3, 1, 2)
     height, width = batch.shape[2:]
-    factor = resize_factor(height, width, max_size)
+    factor = resize_factor(height, width, max_size, upscale)
     if factor != 1:
         size = (int(height * factor), int(width * factor))
         batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
@@ -183,11 +193,22 @@ def prior_boxes(height: int, width: int) -> torch.Tensor:
     return anchor_boxes(height, width, STEPS, MIN_SIZES)
 
 
-def nms(boxes: np.ndarray, iou_threshold: float = NMS_IOU) -> list[int]:
-    """Greedy NMS in float32 with the "+1 pixel" area convention over boxes sorted by descending score.
+def score_order(scores: np.ndarray) -> np.ndarray:
+    """Indices by descending score as the reference sorts: numpy's default (unstable) argsort, reversed.
 
-    boxes: [K, 4] float32 x1, y1, x2, y2 in pixels. Returns the indices of kept boxes, in order; a box is
-    dropped when its IoU with an already kept box exceeds ``iou_threshold``.
+    Equal scores (confident faces saturate to exactly 1.0 in float32) come out in the order that sort
+    leaves them in, which is not their input order; reproducing the call reproduces the reference's choice.
+    """
+    return np.asarray(scores, dtype=np.float32).argsort()[::-1]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU) -> list[int]:
+    """Greedy NMS in float32 with the "+1 pixel" area convention, visiting boxes by descending score.
+
+    boxes: [K, 4] float32 x1, y1, x2, y2 in pixels; scores: [K]. Returns the indices of kept boxes, in the
+    order kept; a box is dropped when its IoU with an already kept box exceeds ``iou_threshold``. The visiting
+    order is :func:`score_order` of ``scores`` even when they are already sorted: the reference's NMS sorts
+    again, which reorders tied scores (faces/README.md §1.4).
     """
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     one = np.float32(1)
@@ -195,7 +216,7 @@ def nms(boxes: np.ndarray, iou_threshold: float = NMS_IOU) -> list[int]:
     # Untrained (stand-in) weights can decode to infinite boxes; their NaN IoUs count as overlaps.
     with np.errstate(over="ignore", invalid="ignore"):
         areas = (x2 - x1 + one) * (y2 - y1 + one)
-        order = np.arange(len(boxes))
+        order = score_order(scores)
         while order.size:
             best, rest = order[0], order[1:]
             keep.append(int(best))
@@ -256,9 +277,9 @@ def select_faces(decoded: DecodedDetections, threshold: float) -> list[DetectedF
     boxes, landmarks, scores = (
         decoded.boxes[candidates], decoded.landmarks[candidates], decoded.scores[candidates]
     )
-    order = np.argsort(scores)[::-1][:PRE_NMS_TOP_K]
+    order = score_order(scores)[:PRE_NMS_TOP_K]
     boxes, landmarks, scores = boxes[order], landmarks[order], scores[order]
-    keep = nms(boxes)[:POST_NMS_KEEP]
+    keep = nms(boxes, scores)[:POST_NMS_KEEP]
     keep = sorted(keep, key=lambda index: -scores[index])  # stable: ties keep the NMS order
     return [
         DetectedFace(boxes[index].copy(), landmarks[index].reshape(5, 2).copy(), float(scores[index]))
@@ -267,7 +288,11 @@ def select_faces(decoded: DecodedDetections, threshold: float) -> list[DetectedF
 
 
 def best_face(faces: Sequence[DetectedFace]) -> DetectedFace | None:
-    """The highest-score face (what align.py, demo.py and embedding_distance.py use), or None when there is none."""
+    """The highest-score face (what align.py, demo.py and embedding_distance.py use), or None when there is none.
+
+    Among tied scores the first listed wins: give it a ``detect(..., in_score_order=True)`` list to take the
+    reference's ``detected_faces[0]``.
+    """
     return max(faces, key=lambda face: float(face.score), default=None)
 
 
@@ -284,7 +309,8 @@ class FaceDetector:
 
     ``model`` is any module returning ``(loc, conf, landms)`` like :class:`RetinaFace`. ``max_size``
     (None or -1: no resize) is the long side the image is resized to before the network (1280 limits
-    the cost of large photos). ``fp16`` runs the network under float16 autocast on CUDA only.
+    the cost of large photos); with ``upscale`` False smaller images keep their size. ``fp16`` runs the
+    network under float16 autocast on CUDA only.
     """
 
     def __init__(
@@ -294,30 +320,42 @@ class FaceDetector:
         threshold: float = DEFAULT_THRESHOLD,
         max_size: int | None = DEFAULT_MAX_SIZE,
         fp16: bool = False,
+        upscale: bool = True,
     ) -> None:
         self.model = model
         self.device = torch.device(device)
         self.threshold = threshold
         self.max_size = max_size
         self.fp16 = fp16
+        self.upscale = upscale
+
+    def with_sizing(self, max_size: int | None, upscale: bool = True) -> FaceDetector:
+        """The same network and threshold with another detection size (no weights are loaded again)."""
+        return FaceDetector(self.model, self.device, self.threshold, max_size, self.fp16, upscale)
 
     @torch.no_grad()
     def decode(self, images: np.ndarray, bgr: bool = True) -> list[DecodedDetections]:
         """Every prior's decoded detection for a batch of same-size images (N x H x W x 3 uint8)."""
-        x, factor = preprocess(images, self.max_size, bgr=bgr, device=self.device)
+        x, factor = preprocess(images, self.max_size, bgr=bgr, device=self.device, upscale=self.upscale)
         with autocast(self.device, self.fp16):
             outputs = self.model(x)
         priors = prior_boxes(x.shape[2], x.shape[3])
         return decode_outputs(outputs, priors, (x.shape[2], x.shape[3]), factor)
 
-    def detect(self, image_bgr: np.ndarray) -> list[DetectedFace]:
-        """Faces of one H x W x 3 uint8 BGR image in the CLI order (left to right); [] when none."""
-        return self.detect_batch([image_bgr])[0]
+    def detect(self, image_bgr: np.ndarray, in_score_order: bool = False) -> list[DetectedFace]:
+        """Faces of one H x W x 3 uint8 BGR image in the CLI order (left to right); [] when none.
 
-    def detect_batch(self, images: Sequence[np.ndarray], bgr: bool = True) -> list[list[DetectedFace]]:
+        ``in_score_order``: as the reference returns them instead (descending score, ties in its NMS order), so
+        that ``[0]`` is the face the original's align.py, demo and preprocessing take.
+        """
+        return self.detect_batch([image_bgr], in_score_order=in_score_order)[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray], bgr: bool = True,
+                     in_score_order: bool = False) -> list[list[DetectedFace]]:
         """Faces of several H x W x 3 uint8 images (BGR unless ``bgr`` is False), one list per image.
 
-        Images of the same size run as one batch; each list is in the CLI order (left to right).
+        Images of the same size run as one batch; each list is in the CLI order (left to right), or in the
+        reference's score order with ``in_score_order`` (see :meth:`detect`).
         """
         results: list[list[DetectedFace]] = [[] for _ in images]
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -327,7 +365,8 @@ class FaceDetector:
         for indices in groups.values():
             batch = np.stack([images[index] for index in indices])
             for index, decoded in zip(indices, self.decode(batch, bgr=bgr)):
-                results[index] = sort_faces(select_faces(decoded, self.threshold))
+                faces = select_faces(decoded, self.threshold)
+                results[index] = faces if in_score_order else sort_faces(faces)
         return results
 
 
@@ -344,7 +383,8 @@ def load_face_detector(
     threshold: float = DEFAULT_THRESHOLD,
     max_size: int | None = DEFAULT_MAX_SIZE,
     fp16: bool = False,
+    upscale: bool = True,
 ) -> FaceDetector:
     """Load the released RetinaFace weights (strictly) and wrap them in a :class:`FaceDetector`."""
     model = load_model("retinaface", device=device, path=path, weights_dir=weights_dir)
-    return FaceDetector(model, device, threshold=threshold, max_size=max_size, fp16=fp16)
+    return FaceDetector(model, device, threshold=threshold, max_size=max_size, fp16=fp16, upscale=upscale)

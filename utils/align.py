@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from utils.errors import AlignmentError
-from utils.image import bgr_to_tensor
+from utils.image import bgr_to_tensor, check_face_points
 
 ALIGN_MODES = ("insightface_v2", "insightface_v1", "facexlib", "mtcnn", "cvlface")
 DEFAULT_ALIGN_MODE = "insightface_v2"
@@ -302,8 +302,10 @@ def align_face(
     five pose templates), ``facexlib`` (FFHQ template, LMEDS fit, grey border), ``mtcnn`` (AdaFace
     template), ``cvlface`` (facexlib refined by ``cvlface_aligner``, the DFA network). Outside the image
     the crop is black, except for facexlib (BGR 135, 133, 132). Raises AlignmentError (a ValueError) for an
-    unknown mode or keypoints that define no face.
+    unknown mode or keypoints that define no face (FaceBoxError, one kind of it, for keypoints that cannot
+    belong to the image: not finite, spread far wider than it, or outside it).
     """
+    check_face_points(keypoints, image_bgr.shape, "keypoints")
     matrix = alignment_matrix(image_bgr, keypoints, mode, size, cvlface_aligner)
     border = FACEXLIB_BORDER_VALUE if mode == "facexlib" else (0, 0, 0)
     aligned_face = cv2.warpAffine(

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils.errors import GhostError
-from utils.image import list_images, read_image, write_image
+from utils.errors import GhostError, OutputPathError
+from utils.image import check_output_folder, list_images, read_image, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +67,16 @@ def collect_sources(
     """
     if source_image:
         path = Path(source_image)
+        if path.is_dir():
+            raise GhostError(f"source image {path} is a folder; pass it with --source_folder")
         if not path.is_file():
             raise GhostError(f"source image {path} does not exist")
         return [path], None
     if not source_folder:
         raise GhostError("give --source_image or --source_folder")
     folder = Path(source_folder)
+    if folder.is_file():
+        raise GhostError(f"source folder {folder} is a file; pass it with --source_image")
     if not folder.is_dir():
         raise GhostError(f"source folder {folder} does not exist")
     return list_images(folder, recursive=True), folder
@@ -128,13 +132,15 @@ def run_batch(
     """Read every planned input, pass it through ``transform`` and write what it returns.
 
     ``transform(source_path, image)`` gets ``H×W×3 uint8 BGR`` and returns the image to write, or None when
-    the input has no face (reported, nothing written). Unreadable inputs are reported and skipped.
+    the input has no face (reported, nothing written). An input that fails in any way (unreadable, a model
+    out of memory) is reported and skipped; an output that cannot be written stops the batch (OutputPathError).
     """
     if output_extension not in allowed_extensions:
         raise GhostError(
             f"unsupported output extension {output_extension!r}; choose one of {', '.join(allowed_extensions)}"
         )
     sources, source_root = collect_sources(source_image, source_folder)
+    check_output_folder(output_folder)
     plan = plan_batch(sources, source_root, output_folder, output_extension, overwrite)
     report = BatchReport(skipped_existing=len(plan.skipped_existing))
     report.failed.extend((item.source, reason) for item, reason in plan.refused)
@@ -146,7 +152,10 @@ def run_batch(
                 report.no_face.append(item.source)
                 continue
             report.written.append(write_image(item.output, result, protect=(item.source,)))
-        except GhostError as error:
-            logger.warning("%s", error)
-            report.failed.append((item.source, str(error)))
+        except OutputPathError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one input never ends the batch
+            reason = str(error) if isinstance(error, GhostError) else f"{type(error).__name__}: {error}"
+            logger.warning("skipping %s: %s", item.source, reason)
+            report.failed.append((item.source, reason))
     return report

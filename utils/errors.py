@@ -59,12 +59,31 @@ class ImageReadError(GhostError):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
+class OutputPathError(GhostError):
+    """An output file or folder cannot be written (under a file, a folder given as a file, no permission)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"cannot write {self.path}: {reason}")
+
+
 class NoFaceFoundError(GhostError):
     """The detector found no face above the detection threshold."""
 
 
 class AlignmentError(GhostError, ValueError):
     """Five keypoints, a crop size or an align mode that no alignment can use."""
+
+
+class FaceBoxError(AlignmentError):
+    """A face box (or a face's points) that cannot belong to the image: not finite, inverted, huge or outside it.
+
+    ``reason`` is a short key for run summaries (``box_not_finite``, ``box_inverted``, ...).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class FaceIndexError(GhostError):

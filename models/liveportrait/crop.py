@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from utils.image import check_face_points
+
 DTYPE = np.float32
 SOURCE_SIZE = 256  # the motion and appearance networks' input size
 PASTE_BACK_SIZE = 512  # side of the do_crop source crop and of the rendered output
@@ -91,7 +93,11 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def crop_image(image: np.ndarray, points: np.ndarray, dsize: int = 224, scale: float = 1.5,
                vy_ratio: float = -0.1) -> Crop:
-    """Rotated square crop ``dsize×dsize`` around the landmarks (INTER_LINEAR, black border)."""
+    """Rotated square crop ``dsize×dsize`` around the landmarks (INTER_LINEAR, black border).
+
+    Raises FaceBoxError when the points cannot be a face of ``image`` (not finite, far larger than it, outside it).
+    """
+    check_face_points(points, image.shape, "LivePortrait crop landmarks")
     centre, size, angle = parse_rect_from_landmark(points, scale=scale, vy_ratio=vy_ratio)
     s = dsize / size[0]
     target = np.array([dsize / 2, dsize / 2], dtype=DTYPE)
@@ -146,7 +152,6 @@ def parse_output(images: torch.Tensor) -> np.ndarray:
     return np.clip(array * 255, 0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=2)
 @lru_cache(maxsize=4)
 def paste_back_mask(size: int = PASTE_BACK_SIZE) -> np.ndarray:
     """The feathered paste-back mask of the do_crop mode: ``size×size×3 float32`` in [0, 1] (read-only).

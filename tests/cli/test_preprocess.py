@@ -221,7 +221,8 @@ def test_enhance_faces_in_original_image_changes_only_the_face_region(tmp_path: 
     models = next(models for key, models in _MODEL_CACHE.items() if key[5])
     assert models.face_parser is not None and models.gfpgan is not None and models.liveportrait is None
     original = cv2.imread(str(folder / "astronaut.jpg"))
-    face = models.detector.detect_batch([np.ascontiguousarray(original[:, :, ::-1])], bgr=False)[0]
+    face = models.detector.detect_batch([np.ascontiguousarray(original[:, :, ::-1])], bgr=False,
+                                        in_score_order=True)[0]
     face = pipeline.by_score(face)[0]
     crop_square = cv2.warpAffine(np.full((512, 512), 255, np.uint8),
                                  cv2.invertAffineTransform(facexlib_matrix(face.keypoints, 512)),

@@ -113,10 +113,11 @@ def _decoded(boxes: list, scores: list) -> DecodedDetections:
 def test_nms_uses_the_plus_one_convention() -> None:
     # Two 10x10 boxes (11x11 with +1) shifted by 5 px: IoU = 66 / (121 + 121 - 66) = 0.375 -> both kept.
     boxes = np.array([[0, 0, 10, 10], [0, 5, 10, 15]], np.float32)
-    assert nms(boxes) == [0, 1]
+    scores = np.array([0.9, 0.8], np.float32)
+    assert nms(boxes, scores) == [0, 1]
     # Shifted by 4 px: IoU = 77 / 165 = 0.467 -> the second is suppressed.
     boxes = np.array([[0, 0, 10, 10], [0, 4, 10, 14]], np.float32)
-    assert nms(boxes) == [0]
+    assert nms(boxes, scores) == [0]
 
 
 def test_select_faces_thresholds_strictly_suppresses_and_sorts_by_score() -> None:

@@ -3,10 +3,13 @@
 Layout (as the original demo): cell (0, 0) is a legend picture, row 0 holds the targets, column 0 the
 sources, cell (i, j) the swap of source i into target j. Every cell except (0, 0) shows the aligned
 256×256 face of its picture (re-detected, highest-score face, ``--align_mode``), except result cells
-when the paste-back mode is ``none`` (they already are 256×256 faces).
+when the paste-back mode is ``none`` (they already are 256×256 faces). The swaps detect as inference.py
+does (``--detection_max_size``); the re-detection of the cells, like the original demo's, sees each picture
+at its own size (faces/README.md §1.3: no max_size).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from utils.errors import NoFaceFoundError
-from utils.image import read_image, write_image
+from utils.image import check_output_file, read_image, write_image
 from utils.inference.options import ALIGNED_FACE_SIZE
 from utils.inference.swap import FaceSwapper
 
@@ -40,7 +43,11 @@ def aligned_best_face(swapper: FaceSwapper, image: np.ndarray, what: str) -> np.
     """The ``256×256×3 uint8 BGR`` aligned crop of the highest-score face of ``image`` (``--align_mode``)."""
     from models.retinaface import best_face
 
-    best = best_face(swapper.detections(image))
+    options = swapper.options
+    detector = swapper.detector.with_sizing(max_size=None)  # the same loaded network
+    key = ("demo_cell", hashlib.sha1(image.tobytes()).hexdigest(), image.shape, options.detection_threshold,
+           options.retina_face_model_path, options.weights_dir)
+    best = best_face(swapper.models.detections(key, lambda: detector.detect(image, in_score_order=True)))
     if best is None:
         raise NoFaceFoundError(f"no face found in the demo's {what} (detection threshold "
                                f"{swapper.options.detection_threshold})")
@@ -88,6 +95,7 @@ def write_demo_grid(
     corner_image: str | Path | None = None,
 ) -> Path:
     """Render the grid and write it (never over one of the input pictures)."""
+    check_output_file(output_path)  # before minutes of swapping
     grid = render_demo_grid(swapper, sources, targets, corner_image)
     inputs = tuple(Path(path) for path in (*sources, *targets, *([corner_image] if corner_image else [])))
     return write_image(output_path, grid, protect=inputs)

@@ -17,11 +17,9 @@ import torch.nn.functional as F
 from models.retinaface import DEFAULT_THRESHOLD
 from utils.device import resolve_device
 from utils.errors import GhostError, NoFaceFoundError
-from utils.image import bgr_to_tensor, read_image, write_image
+from utils.image import bgr_to_tensor, check_output_file, read_image, write_image
 
 logger = logging.getLogger(__name__)
-
-DETECTION_MAX_SIZE = 1280
 
 
 @dataclass(frozen=True)
@@ -88,12 +86,16 @@ def measure_embedding_distance(options: EmbeddingDistanceOptions) -> EmbeddingDi
 
     for side in (options.source, options.target):
         check_align_mode(side.align_mode)
+    for path in (options.debug_source_face_path, options.debug_target_face_path):
+        if path is not None:
+            check_output_file(path)
     image = read_image(options.source_image_path)
     device = resolve_device(options.device)
+    # No max_size: the original embedding_distance.py detects the photo at its own size (faces/README.md §1.3).
     detector = load_face_detector(device=device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
-                                  threshold=options.detection_threshold, max_size=DETECTION_MAX_SIZE)
+                                  threshold=options.detection_threshold, max_size=None)
     with torch.inference_mode():
-        face = best_face(detector.detect(image))
+        face = best_face(detector.detect(image, in_score_order=True))
         if face is None:
             raise NoFaceFoundError(f"no face found in {options.source_image_path} "
                                    f"(detection threshold {options.detection_threshold})")

@@ -34,13 +34,18 @@ OPTION_HELP = {
     "enhance_output": "enhance the swapped face with GFPGAN v1.4",
     "inpaint_output": "SDXL inpainting of the face edge (only after the ghost and facexlib_with_parser paste-backs)",
     "detection_threshold": "RetinaFace score threshold",
+    "detection_max_size": "long side each photo is resized to for detection, as the original (-1: detect the photo "
+                          "as it is; a smaller value is faster, see bench/detection_size.py)",
+    "detection_upscale": "also enlarge photos smaller than --detection_max_size, as the original; "
+                         "--no-detection_upscale detects them as they are (faster, slightly different boxes)",
     "source_face_index": "which source face, counted from the left",
     "target_face_index": "which target face, counted from the left",
     "precision": "16 / 16-mixed: float16 autocast (CUDA only); default float32",
     "nsfw_model": "NSFW classifier: Hugging Face id or local folder [default: AdamCodd/vit-base-nsfw-detector]",
     "inpainting_model": "SDXL inpainting pipeline: Hugging Face id or local folder "
                         "[default: diffusers/stable-diffusion-xl-1.0-inpainting-0.1]",
-    "inpainting_seed": "seed of the inpainting noise, for reproducible outputs [default: random]",
+    "inpainting_seed": "seed of the inpainting noise [default: derived from the inputs, so a rerun writes the "
+                       "same file]",
 }
 CHOICES = {"face_embeddings": FACE_EMBEDDING_NAMES, "backbone": BACKBONES, "align_mode": ALIGN_MODES,
            "paste_back_mode": PASTE_BACK_MODES, "precision": PRECISIONS}

@@ -7,6 +7,7 @@ from models.embeddings import DEFAULT_FACE_EMBEDDINGS, FACE_EMBEDDING_NAMES
 from models.retinaface import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD
 from network.aeinet import BACKBONES
 from utils.align import DEFAULT_ALIGN_MODE, check_align_mode
+from utils.errors import GhostError
 from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
 
 ALIGNED_FACE_SIZE = 256
@@ -43,8 +44,10 @@ class SwapOptions:
     enhance_output: bool = True
     inpaint_output: bool = True
     detection_threshold: float = DEFAULT_THRESHOLD
-    # The original inference.py detects at a 1280 px long side (small photos are scaled up); no flag.
+    # The original inference.py detects at a 1280 px long side, small photos scaled up (faces/README.md §1.3);
+    # a smaller limit or --no-detection_upscale is our speed option (bench/detection_size.py).
     detection_max_size: int | None = DEFAULT_MAX_SIZE
+    detection_upscale: bool = True
     source_face_index: int = 0
     target_face_index: int = 0
     device: str = "auto"
@@ -81,6 +84,8 @@ class SwapOptions:
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        if self.detection_max_size is not None and self.detection_max_size != -1 and self.detection_max_size <= 0:
+            raise GhostError(f"--detection_max_size must be positive or -1 (got {self.detection_max_size})")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -108,10 +109,11 @@ class FaceSwapper:
             return load_face_detector(
                 device=self.device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
                 threshold=options.detection_threshold, max_size=options.detection_max_size,
+                upscale=options.detection_upscale,
             )
 
         return self._load(("retinaface", options.retina_face_model_path, options.weights_dir,
-                           options.detection_threshold, options.detection_max_size), load)
+                           options.detection_threshold, options.detection_max_size, options.detection_upscale), load)
 
     @property
     def landmark_detector(self) -> LandmarkDetector:
@@ -256,7 +258,8 @@ class FaceSwapper:
         detector = self.detector
         options = self.options
         key = (hashlib.sha1(image.tobytes()).hexdigest(), image.shape, options.detection_threshold,
-               options.detection_max_size, options.retina_face_model_path, options.weights_dir)
+               options.detection_max_size, options.detection_upscale, options.retina_face_model_path,
+               options.weights_dir)
         with self._stage("detect"):
             return self.models.detections(key, lambda: detector.detect(image))
 
@@ -309,11 +312,15 @@ class FaceSwapper:
         return tensor_to_bgr_uint8(swapped.float())
 
     def enhance(self, face: np.ndarray) -> np.ndarray:
-        """GFPGAN v1.4 at 512×512, resized back to 256×256 (uint8 BGR in and out)."""
-        from models.gfpgan import enhance_face
+        """GFPGAN v1.4 at 512×512, resized back to 256×256 (uint8 BGR in and out).
+
+        The released code draws fresh noise at each call; ours is seeded from the face, so the same inputs give
+        the same file (the global random state is left untouched).
+        """
+        from models.gfpgan import enhance_face, seeded_noise
 
         gfpgan = self.gfpgan
-        with self._stage("enhance"), torch.inference_mode():
+        with self._stage("enhance"), torch.inference_mode(), seeded_noise(zlib.crc32(face.tobytes()), self.device):
             upscaled = cv2.resize(face, (GFPGAN_FACE_SIZE, GFPGAN_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
             enhanced = enhance_face(upscaled, gfpgan)
             return cv2.resize(enhanced, (ALIGNED_FACE_SIZE, ALIGNED_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
@@ -333,14 +340,18 @@ class FaceSwapper:
             )
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """SDXL inpainting of a band around the pasted face's edge (uint8 BGR in and out, same size)."""
+        """SDXL inpainting of a band around the pasted face's edge (uint8 BGR in and out, same size).
+
+        The noise is seeded with ``--inpainting_seed``, else from the image and mask (the same inputs repaint alike).
+        """
         from utils.inpainting import inpaint_face_edges
 
         pipeline = self.inpainter
         with self._stage("inpaint"):
-            generator = None
-            if self.options.inpainting_seed is not None:
-                generator = torch.Generator("cpu").manual_seed(self.options.inpainting_seed)
+            seed = self.options.inpainting_seed
+            if seed is None:
+                seed = zlib.crc32(mask.tobytes(), zlib.crc32(image.tobytes()))
+            generator = torch.Generator("cpu").manual_seed(seed)
             return inpaint_face_edges(pipeline, image, mask, generator=generator).image
 
     # ------------------------------------------------------------------------------------------------ whole swaps

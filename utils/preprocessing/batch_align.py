@@ -40,7 +40,7 @@ def best_face_keypoints(detector, image_bgr: np.ndarray) -> np.ndarray | None:
     """Five keypoints ``(5, 2) float32`` (image pixels) of the highest-score face, or None when there is none."""
     from models.retinaface import best_face
 
-    face = best_face(detector.detect(image_bgr))
+    face = best_face(detector.detect(image_bgr, in_score_order=True))
     return None if face is None else face.keypoints
 
 
@@ -67,17 +67,17 @@ def align_images(options: AlignOptions, detector, cvlface_aligner: torch.nn.Modu
 
 
 def run_alignment(options: AlignOptions) -> BatchReport:
-    """Load the detector (and the CVLFace aligner for ``cvlface`` mode) once, then align every input.
-
-    Like the original align.py, detection runs on the full-size image (no long-side limit).
-    """
+    """Load the detector (and the CVLFace aligner for ``cvlface`` mode) once, then align every input."""
     from models.retinaface import load_face_detector
     from utils.align import check_align_mode
+    from utils.image import check_output_folder
 
     check_align_mode(options.align_mode)
-    # Fail on a bad source before spending time on loading weights.
+    # Fail on a bad source or output before spending time on loading weights.
     collect_sources(options.source_image, options.source_folder)
+    check_output_folder(options.aligned_folder)
     device = resolve_device(options.device)
+    # No max_size: the original align.py detects every image at its own size (faces/README.md §1.3).
     detector = load_face_detector(
         device=device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
         threshold=options.detection_threshold, max_size=None,

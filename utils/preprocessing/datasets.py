@@ -38,7 +38,8 @@ def preprocess_lagenda(lagenda_base_dir: str | Path, options: PreprocessOptions,
     """Process every image file of a folder (flat, sorted; this worker's share); the id is the file stem."""
     folder = Path(lagenda_base_dir)
     if not folder.is_dir():
-        raise DatasetError(f"Lagenda folder {folder} does not exist (check --lagenda_base_dir)")
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DatasetError(f"Lagenda folder {folder} {state} (check --lagenda_base_dir)")
     files = list_images(folder, recursive=False)
     mine = partition(files, options.num_workers_total, options.worker_index)
     logger.info("%d images in %s, %d for %s", len(files), folder, len(mine), describe_run(options))
@@ -76,7 +77,14 @@ def preprocess_laion(laion_face_base_dir: str | Path, part_indices: Sequence[int
                 yield SourceImage(f"{subdir}/{sample.sample_id}", subdir, sample.sample_id,
                                   lambda sample=sample: decode_image(sample.data, f"{shard.tar_path}:{sample.member}"))
 
-        summary.add(run(samples(), processor, total=successful_rows(shard)))
+        try:
+            run(samples(), processor, total=successful_rows(shard), summary=summary)
+        except DatasetError as error:  # the shard itself is damaged: skip the rest of it, not the run
+            if options.stop_if_error:
+                raise
+            logger.warning("skipping the rest of shard %s: %s", subdir, error)
+            summary.failures["unreadable_shard"] += 1
+            continue
         write_marker(complete, "complete\n")
     return summary
 
@@ -88,7 +96,10 @@ def run_preprocessing(dataset: Callable[[PreprocessOptions, PreprocessModels], S
     ``paths`` maps registry checkpoint names to explicit files (None: the registry's file under ``weights_dir``).
     """
     from utils.device import resolve_device
+    from utils.image import check_output_folder
     from utils.preprocessing.model_loading import load_models
 
+    for folder in options.output_folders():  # before minutes of model loading, and before writing anything
+        check_output_folder(folder)
     models = load_models(options, resolve_device(device), weights_dir, paths)
     return dataset(options, models)

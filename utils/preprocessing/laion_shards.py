@@ -77,24 +77,27 @@ def iter_samples(shard: Shard) -> Iterator[ShardSample]:
         archive = tarfile.open(shard.tar_path)
     except (tarfile.TarError, OSError) as error:
         raise DatasetError(f"cannot open shard {shard.tar_path}: {error}") from None
-    with archive:
-        for member in archive:
-            if not member.isfile():
-                continue
-            stem, _, suffix = member.name.rpartition(".")
-            suffix = "." + suffix.lower()
-            if suffix not in IMAGE_SUFFIXES + (".json",):
-                continue
-            handle = archive.extractfile(member)
-            data = handle.read() if handle else b""
-            parts = pending.setdefault(stem, {})
-            if suffix == ".json":
-                parts["json"] = data
-            else:
-                parts["image"], parts["member"] = data, member.name
-            if "json" in parts and "image" in parts:
-                del pending[stem]
-                yield ShardSample(_sample_id(parts["json"], stem), parts["member"], parts["image"])
+    try:
+        with archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                stem, _, suffix = member.name.rpartition(".")
+                suffix = "." + suffix.lower()
+                if suffix not in IMAGE_SUFFIXES + (".json",):
+                    continue
+                handle = archive.extractfile(member)
+                data = handle.read() if handle else b""
+                parts = pending.setdefault(stem, {})
+                if suffix == ".json":
+                    parts["json"] = data
+                else:
+                    parts["image"], parts["member"] = data, member.name
+                if "json" in parts and "image" in parts:
+                    del pending[stem]
+                    yield ShardSample(_sample_id(parts["json"], stem), parts["member"], parts["image"])
+    except (tarfile.TarError, OSError, EOFError) as error:  # a truncated or damaged shard, found while reading
+        raise DatasetError(f"cannot read shard {shard.tar_path} to the end: {error}") from None
 
 
 def _sample_id(payload: bytes, fallback: str) -> str:

@@ -32,8 +32,9 @@ def load_models(options: PreprocessOptions, device: torch.device, weights_dir: s
     from models.retinaface import load_face_detector
 
     fp16 = device.type == "cuda"
+    # No max_size by default, as the original (faces/README.md §1.3); --detection_max_size only shrinks.
     detector = load_face_detector(device, paths.get("retinaface"), weights_dir, threshold=options.detection_threshold,
-                                  max_size=options.detection_max_size, fp16=fp16)
+                                  max_size=options.detection_max_size, fp16=fp16, upscale=False)
     models = PreprocessModels(detector)
     if options.retargeting:
         models.landmark_detector = load_landmark_detector(device, paths.get("face_alignment"), weights_dir, fp16=fp16)

@@ -21,7 +21,9 @@ class PreprocessOptions:
     output_dir_resized: Path
     output_dir_retargeted: Path
     detection_threshold: float = DEFAULT_THRESHOLD
-    detection_max_size: int = MAX_IMAGE_SIDE
+    # The original detects the (already shrunk) photo and the variants as they are (faces/README.md §1.3);
+    # a limit here is our speed option and only ever shrinks.
+    detection_max_size: int | None = None
     min_original_image_size: int = 250
     min_original_face_size: int = 64
     eye_dist_threshold: float = 5.0
@@ -43,12 +45,23 @@ class PreprocessOptions:
     num_workers_total: int = 1
     worker_index: int = 0
 
+    def output_folders(self) -> list[Path]:
+        """The folders this run writes to (the others stay untouched)."""
+        folders = [self.output_dir_resized]
+        if self.save_full_size:
+            folders.append(self.output_dir)
+        if self.save_retargeted:
+            folders.append(self.output_dir_retargeted)
+        return folders
+
     def check(self) -> None:
         """Reject option combinations this implementation cannot honour, with a clear message."""
         check_align_mode(self.align_mode)
         if self.num_workers_total < 1 or not 0 <= self.worker_index < self.num_workers_total:
             raise GhostError(f"--worker_index must be in [0, {self.num_workers_total - 1}] "
                              f"(got {self.worker_index} with --num_workers_total {self.num_workers_total})")
+        if self.detection_max_size is not None and self.detection_max_size <= 0:
+            raise GhostError(f"--detection_max_size must be positive (got {self.detection_max_size})")
         if self.number_of_variants_per_face < 0:
             raise GhostError("--number_of_variants_per_face must be 0 or more")
         if self.retargeting_crop_scale <= 0:

@@ -13,6 +13,8 @@ landmarks, then one of two retargeting modes:
 and finally alignment to ``final_crop_size`` with ``align_mode``. Files are written atomically and a
 per-image done-marker is written last, so a restarted run skips finished images and redoes a half-done
 one with the same result (every image draws its randomness, GFPGAN's noise included, from its own seed).
+Detections that cannot be faces of their image (utils.image.face_box_problem) are dropped before any crop
+and counted per reason; an image that fails anyway is skipped by the runner and its files are removed.
 """
 from __future__ import annotations
 
@@ -22,14 +24,15 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from utils.align import align_face, transform_points
-from utils.image import write_image
+from utils.errors import FaceBoxError
+from utils.image import face_box_problem, face_points_problem, write_image
 from utils.preprocessing.model_loading import PreprocessModels
 from utils.preprocessing.options import (
     FACE_CROP_SIZE,
@@ -40,30 +43,38 @@ from utils.preprocessing.options import (
 logger = logging.getLogger(__name__)
 
 
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{reason}: {count}" for reason, count in sorted(counter.items())) or "none"
+
+
 @dataclass
 class Summary:
-    """What a run did: counts of images, faces kept, faces rejected per reason, files written."""
+    """What a run did: counts of images, failed images and faces rejected per reason, faces kept, files written."""
 
     images_read: int = 0
     images_already_done: int = 0
-    images_failed: int = 0
     faces_kept: int = 0
     variants_written: int = 0
-    rejected: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)  # faces (or images without faces), by reason
+    failures: Counter = field(default_factory=Counter)  # images that raised, by reason
+
+    @property
+    def images_failed(self) -> int:
+        return sum(self.failures.values())
 
     def add(self, other: Summary) -> None:
         self.images_read += other.images_read
         self.images_already_done += other.images_already_done
-        self.images_failed += other.images_failed
         self.faces_kept += other.faces_kept
         self.variants_written += other.variants_written
         self.rejected.update(other.rejected)
+        self.failures.update(other.failures)
 
     def lines(self) -> list[str]:
-        rejected = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.rejected.items())) or "none"
         return [f"images read: {self.images_read} (already done: {self.images_already_done}, "
                 f"failed: {self.images_failed})",
-                f"faces kept: {self.faces_kept}; rejected: {rejected}",
+                f"images failed by reason: {_counts(self.failures)}",
+                f"faces kept: {self.faces_kept}; rejected: {_counts(self.rejected)}",
                 f"images written: {self.variants_written}"]
 
 
@@ -83,7 +94,10 @@ def image_rng(seed: int, key: str) -> random.Random:
 
 
 def resize_for_detection(image: np.ndarray) -> np.ndarray:
-    """Shrink so the long side is at most 1280 (INTER_LINEAR), then crop height and width to even numbers."""
+    """Shrink so the long side is at most 1280 (INTER_LINEAR), then crop height and width to even numbers.
+
+    The detector then sees this image as it is (faces/README.md §1.3: no ``max_size`` in preprocessing).
+    """
     height, width = image.shape[:2]
     if max(height, width) > MAX_IMAGE_SIDE:
         factor = MAX_IMAGE_SIDE / max(height, width)
@@ -93,12 +107,24 @@ def resize_for_detection(image: np.ndarray) -> np.ndarray:
 
 
 def by_score(faces: Iterable[Any]) -> list[Any]:
-    """Faces by decreasing detector score (the original's order; ties keep the detector's order)."""
+    """Faces by decreasing detector score; ties keep the given order (the detector's score order, as the original)."""
     return sorted(faces, key=lambda face: -face.score)
 
 
-def face_rejection(face: Any, options: PreprocessOptions) -> str | None:
-    """Why a detected face is dropped (eyes too close, box too small), or None to keep it."""
+def detection_problem(face: Any, image_shape: tuple[int, ...]) -> str | None:
+    """Why a detection's box or keypoints cannot be a face of the image (utils.image), or None."""
+    return face_box_problem(face.box, image_shape) or face_points_problem(face.keypoints, image_shape)
+
+
+def face_rejection(face: Any, options: PreprocessOptions, image_shape: tuple[int, ...]) -> str | None:
+    """Why a detected face is dropped (absurd box, eyes too close, box too small), or None to keep it.
+
+    Absurd detections (box or keypoints not finite, inverted, far larger than the image, outside it) are our
+    addition: the original cropped around them, which can ask numpy for hundreds of gigabytes.
+    """
+    problem = detection_problem(face, image_shape)
+    if problem is not None:
+        return problem
     eye_distance = float(np.linalg.norm(face.keypoints[0] - face.keypoints[1]))
     if eye_distance < options.eye_dist_threshold:
         return "eyes_too_close"
@@ -115,6 +141,18 @@ class ImageProcessor:
     def __init__(self, models: PreprocessModels, options: PreprocessOptions) -> None:
         self.models = models
         self.options = options
+        self._written: list[Path] = []  # files of the image being processed
+
+    def _write(self, path: Path, image_bgr: np.ndarray) -> None:
+        self._written.append(write_image(path, image_bgr))
+
+    def discard_outputs(self) -> None:
+        """Delete what the last :meth:`process` wrote (after it failed), and the identity folders it left empty."""
+        for path in reversed(self._written):
+            path.unlink(missing_ok=True)
+            if path.parent.is_dir() and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+        self._written = []
 
     def _enhance(self, face_bgr: np.ndarray, key: str) -> np.ndarray:
         """GFPGAN v1.2 on a ``512×512×3 uint8 BGR`` crop; its noise is seeded by the run seed and ``key``.
@@ -122,14 +160,10 @@ class ImageProcessor:
         GFPGAN draws fresh noise at every call (the released behaviour); seeding it per face keeps the
         restart guarantee (a redone image gives the same pixels) without touching the global generator.
         """
-        from models.gfpgan import enhance_face
+        from models.gfpgan import enhance_face, seeded_noise
 
         device = next(self.models.gfpgan.parameters()).device
-        cuda_devices = []
-        if device.type == "cuda":
-            cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(zlib.crc32(f"{self.options.seed}:{key}".encode()))
+        with seeded_noise(zlib.crc32(f"{self.options.seed}:{key}".encode()), device):
             return enhance_face(face_bgr, self.models.gfpgan)
 
     def _save(self, image_bgr: np.ndarray, keypoints: np.ndarray, identity_dir: str, index: int,
@@ -151,15 +185,16 @@ class ImageProcessor:
             else:
                 aligned, _ = align_face(restored, transform_points(keypoints, matrix), options.align_mode, size,
                                         self.models.cvlface_aligner)
-        write_image(options.output_dir_resized / identity_dir / f"{index}.jpg", aligned)
+        self._write(options.output_dir_resized / identity_dir / f"{index}.jpg", aligned)
         if options.save_full_size:
-            write_image(options.output_dir / identity_dir / f"{index}.jpg", image_bgr)
+            self._write(options.output_dir / identity_dir / f"{index}.jpg", image_bgr)
 
-    def _keep_faces(self, faces: Iterable[Any], rejected: Counter | None = None) -> list[Any]:
-        """The faces that pass the eye-distance and size filters, at most ``max_faces_per_image`` by score."""
+    def _keep_faces(self, faces: Iterable[Any], image_shape: tuple[int, ...],
+                    rejected: Counter | None = None) -> list[Any]:
+        """The faces that pass the box, eye-distance and size filters, at most ``max_faces_per_image`` by score."""
         kept = []
         for face in by_score(faces):
-            reason = face_rejection(face, self.options)
+            reason = face_rejection(face, self.options, image_shape)
             if reason is None:
                 kept.append(face)
             elif rejected is not None:
@@ -211,25 +246,37 @@ class ImageProcessor:
         options, models = self.options, self.models
         for face_index, face in enumerate(faces):
             identity_dir = f"{image.output_subdir}/{image.name}_{face_index:02d}".lstrip("/")
-            landmarks_68 = models.landmark_detector.get_landmarks(image_bgr, face.box)
-            face_bgr, matrix = align_face(image_bgr, face.keypoints, "facexlib", FACE_CROP_SIZE)
-            if options.enhance_output_face:
-                face_bgr = self._enhance(face_bgr, f"{image.key}:crop:{face_index}")
-            landmarks_in_crop = transform_points(landmarks_68, matrix)
-            variants = self._variants(face_bgr, landmarks_in_crop, rng)
+            try:
+                landmarks_68 = models.landmark_detector.get_landmarks(image_bgr, face.box)
+                face_bgr, matrix = align_face(image_bgr, face.keypoints, "facexlib", FACE_CROP_SIZE)
+                if options.enhance_output_face:
+                    face_bgr = self._enhance(face_bgr, f"{image.key}:crop:{face_index}")
+                landmarks_in_crop = transform_points(landmarks_68, matrix)
+                variants = self._variants(face_bgr, landmarks_in_crop, rng)
+            except FaceBoxError as error:  # e.g. landmarks spread far outside the crop: drop this face only
+                logger.debug("%s face %d: %s", image.key, face_index, error)
+                summary.rejected[error.reason] += 1
+                continue
             if variants is None:
                 summary.rejected["not_fully_visible"] += 1
                 continue
             summary.faces_kept += 1
             variants = [np.ascontiguousarray(v[:, ::-1]) if rng.getrandbits(1) else v for v in variants]
             # The detector sees RGB (bgr=True swaps the channels of these BGR images).
-            detections = models.detector.detect_batch(variants, bgr=True)
+            detections = models.detector.detect_batch(variants, bgr=True, in_score_order=True)
             for index, (variant, found) in enumerate(zip(variants, detections)):
-                if not found:
+                usable = []
+                for detected in by_score(found):
+                    problem = detection_problem(detected, variant.shape)
+                    if problem is None:
+                        usable.append(detected)
+                    else:
+                        summary.rejected[f"variant_{problem}"] += 1
+                if not usable:
                     summary.rejected["variant_without_face"] += 1
                     continue
                 # GFPGAN is not applied again here: the crop was restored before retargeting.
-                self._save(variant, by_score(found)[0].keypoints, identity_dir, index)
+                self._save(variant, usable[0].keypoints, identity_dir, index)
                 summary.variants_written += 1
 
     def _retarget_in_full_image(self, image: SourceImage, image_bgr: np.ndarray, faces: Sequence[Any],
@@ -250,8 +297,14 @@ class ImageProcessor:
         image_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         analysed = []
         for face in faces:
-            landmarks_68 = models.landmark_detector.get_landmarks(image_bgr, face.box)
-            analysed.append(pipeline.analyse_in_image(image_rgb, landmarks_68, options.retargeting_crop_scale))
+            try:
+                landmarks_68 = models.landmark_detector.get_landmarks(image_bgr, face.box)
+                analysed.append(pipeline.analyse_in_image(image_rgb, landmarks_68, options.retargeting_crop_scale))
+            except FaceBoxError as error:  # one unusable face drops the image, like one invalid face
+                logger.debug("%s: %s", image.key, error)
+                summary.rejected[error.reason] += 1
+                summary.rejected["other_face_unusable"] += len(faces) - 1
+                return
         if options.filter_valid_faces:
             invalid = sum(not source.is_valid() for source, _ in analysed)
             if invalid:
@@ -274,9 +327,10 @@ class ImageProcessor:
         if options.save_retargeted:
             retargeted_dir = options.output_dir_retargeted / image.output_subdir / image.name
             for index, full_image in enumerate(images):
-                write_image(retargeted_dir / f"{index}.jpg", full_image)
+                self._write(retargeted_dir / f"{index}.jpg", full_image)
         # The detector sees RGB (bgr=True swaps the channels of these BGR images).
-        found = [self._keep_faces(detected) for detected in models.detector.detect_batch(images, bgr=True)]
+        found = [self._keep_faces(detected, image_bgr.shape)
+                 for detected in models.detector.detect_batch(images, bgr=True, in_score_order=True)]
         counts = {len(faces_in_image) for faces_in_image in found}
         if len(counts) != 1:
             summary.rejected["face_count_changed"] += len(faces)
@@ -295,6 +349,7 @@ class ImageProcessor:
     def process(self, image: SourceImage, summary: Summary) -> None:
         """Process one photo; faces and reasons are counted in ``summary``. Raises on unreadable input."""
         options, models = self.options, self.models
+        self._written = []
         rng = image_rng(options.seed, image.key)
         image_bgr = image.load()
         height, width = image_bgr.shape[:2]
@@ -303,11 +358,11 @@ class ImageProcessor:
             return
         image_bgr = np.ascontiguousarray(resize_for_detection(image_bgr))
         # The original hands RGB to RetinaFace; bgr=True makes the detector's own preprocessing swap the channels.
-        faces = models.detector.detect_batch([image_bgr], bgr=True)[0]
+        faces = models.detector.detect_batch([image_bgr], bgr=True, in_score_order=True)[0]
         if not faces:
             summary.rejected["no_face_detected"] += 1
             return
-        kept = self._keep_faces(faces, summary.rejected)
+        kept = self._keep_faces(faces, image_bgr.shape, summary.rejected)
         if kept and options.enhance_faces_in_original_image:
             image_bgr = self._enhance_faces_in_image(image_bgr, kept, image.key)
         if not options.retargeting:

@@ -36,7 +36,9 @@ OPTION_HELP = {
     "output_dir_resized": "aligned faces, one folder per identity",
     "output_dir_retargeted": "full retargeted images (--save_retargeted)",
     "detection_threshold": "RetinaFace confidence threshold",
-    "detection_max_size": "long side of the image given to RetinaFace",
+    "detection_max_size": "shrink images whose long side exceeds this before RetinaFace (faster, our option; "
+                          "default: photos above 1280 px are shrunk to 1280, then detected as they are, "
+                          "like the original)",
     "min_original_image_size": "skip images whose height or width is not above this",
     "min_original_face_size": "minimum face box side (0: off)",
     "eye_dist_threshold": "minimum distance between the eyes",

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
+import torch
 
-from utils.errors import GhostError
+from utils.errors import AlignmentError, FaceBoxError, GhostError, ImageReadError, OutputPathError
 from utils.preprocessing.options import PreprocessOptions
 from utils.preprocessing.pipeline import ImageProcessor, SourceImage, Summary
 
@@ -27,18 +27,46 @@ def done_marker(options: PreprocessOptions, image: SourceImage) -> Path:
 
 
 def write_marker(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        partial.replace(path)
+    except OSError as error:
+        raise OutputPathError(path, error.strerror or str(error)) from None
 
 
-def run(images: Iterable[SourceImage], processor: ImageProcessor, total: int | None = None) -> Summary:
-    """Process every image not yet marked done; a failing image is logged and skipped unless stop_if_error."""
+def failure_reason(error: Exception) -> str:
+    """The summary key of an image that raised: its kind of failure, else the exception's class name."""
+    if isinstance(error, FaceBoxError):
+        return error.reason
+    if isinstance(error, ImageReadError):
+        return "unreadable_image"
+    if isinstance(error, AlignmentError):
+        return "alignment_failed"
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return "out_of_memory"
+    return type(error).__name__
+
+
+def describe_failure(error: Exception) -> str:
+    return str(error) if isinstance(error, GhostError) else f"{type(error).__name__}: {error}"
+
+
+def run(images: Iterable[SourceImage], processor: ImageProcessor, total: int | None = None,
+        summary: Summary | None = None) -> Summary:
+    """Process every image not yet marked done, counting into ``summary`` (a new one by default).
+
+    A failing image is logged, counted and skipped.
+
+    Any exception of one image (a corrupt file, an absurd detection, a model running out of memory) skips
+    that image, like the original, unless ``stop_if_error``; then the run stops with one GhostError. An
+    interrupt, and outputs that cannot be written (OutputPathError), stop the run: they are not the image's fault.
+    """
     from tqdm import tqdm
 
     options = processor.options
-    summary = Summary()
+    summary = Summary() if summary is None else summary
     for image in tqdm(images, total=total, desc="images", unit="img"):
         marker = done_marker(options, image)
         if marker.exists():
@@ -48,13 +76,18 @@ def run(images: Iterable[SourceImage], processor: ImageProcessor, total: int | N
         image_summary = Summary()
         try:
             processor.process(image, image_summary)
-        except (GhostError, ValueError, cv2.error) as error:
+        except OutputPathError:
+            processor.discard_outputs()
+            raise
+        except Exception as error:  # noqa: BLE001 - one image never ends the run (unless --stop_if_error)
+            processor.discard_outputs()  # no half-written image: its faces are all there or none
+            reason, message = failure_reason(error), describe_failure(error)
             if options.stop_if_error:
-                raise
-            logger.warning("skipping %s: %s", image.key, error)
-            summary.images_failed += 1
-            summary.rejected["unreadable_or_failed"] += 1
-            write_marker(marker, f"failed: {error}\n")
+                raise GhostError(f"stopped at {image.key} (--stop_if_error): {message}") from error
+            logger.warning("skipping %s (%s): %s", image.key, reason, message)
+            logger.debug("traceback of %s", image.key, exc_info=True)
+            summary.failures[reason] += 1
+            write_marker(marker, f"failed ({reason}): {message}\n")
             continue
         summary.add(image_summary)
         write_marker(marker, f"faces kept: {image_summary.faces_kept}\n")
