@@ -71,7 +71,7 @@ def probe_media(path: str | Path) -> str:
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             return "image"  # let the image reader give its own message (e.g. a truncated PNG)
         raise MediaReadError(path, f"not a supported image or video ({error.strerror or error})") from error
-    raise MediaReadError(path, "it holds no picture and no video stream")
+    raise MediaReadError(path, "it holds no video frames (no video stream, no picture)")
 
 
 def upright_rotation(rotation: float) -> int:
