@@ -68,7 +68,7 @@ def compose(size_wh: tuple[int, int], faces: Sequence[tuple[np.ndarray, tuple[in
 
 def sine_wave(seconds: float, channels: int = 1) -> np.ndarray:
     """``channels × samples`` float32 of a 440 Hz tone at 48 kHz."""
-    samples = np.arange(int(round(seconds * SAMPLE_RATE)))
+    samples = np.arange(round(seconds * SAMPLE_RATE))
     wave = (0.4 * np.sin(2 * np.pi * TONE_HZ * samples / SAMPLE_RATE)).astype(np.float32)
     return np.repeat(wave[None], channels, axis=0)
 
@@ -152,11 +152,11 @@ def read_clip(path: Path) -> Clip:
         for frame in container.decode(video):
             frames.append(frame.to_ndarray(format="bgr24"))
             times.append(Fraction(frame.pts) * frame.time_base)
-            rotation = int(round(frame.rotation or 0)) % 360
+            rotation = round(frame.rotation or 0) % 360
         context = video.codec_context
-        info = dict(rotation=rotation, width=context.width, height=context.height,
-                    sample_aspect_ratio=context.sample_aspect_ratio, pix_fmt=context.pix_fmt,
-                    video_codec=context.name)
+        info = {"rotation": rotation, "width": context.width, "height": context.height,
+                "sample_aspect_ratio": context.sample_aspect_ratio, "pix_fmt": context.pix_fmt,
+                "video_codec": context.name}
     audio, audio_codec = None, None
     with av.open(str(path)) as container:
         if container.streams.audio:

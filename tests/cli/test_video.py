@@ -18,7 +18,13 @@ import inference
 from tests.cli.conftest import STANDIN_THRESHOLD, snapshot
 from tests.cli.fakes import NSFWStub, PatchDetector, expected_colour_bgr, use_fakes
 from tests.video_clips import (
-    coloured_patch, compose, face_crop, read_clip, write_audio_only, write_clip, write_empty_video,
+    coloured_patch,
+    compose,
+    face_crop,
+    read_clip,
+    write_audio_only,
+    write_clip,
+    write_empty_video,
 )
 from utils.inference.options import SwapOptions
 from utils.inference.run import swap_media
@@ -65,15 +71,15 @@ def centre(image: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
 
 
 CONTAINERS = {
-    "h264_aac_mp4": dict(extension="mp4", codec="libx264", audio_codec="aac"),
-    "vp9_opus_webm": dict(extension="webm", codec="libvpx-vp9", audio_codec="libopus"),
-    "h264_flac_mkv": dict(extension="mkv", codec="libx264", audio_codec="flac"),
-    "no_audio": dict(extension="mp4", codec="libx264", audio_codec=None),
-    "variable_frame_rate": dict(extension="mp4", codec="libx264", audio_codec="aac",
-                                times_ms=[0, 30, 100, 110, 190, 260]),
-    "rotated_phone": dict(extension="mp4", codec="libx264", audio_codec="aac", rotation=90, size=(64, 96),
-                          sample_aspect_ratio=Fraction(4, 3)),
-    "one_frame": dict(extension="mp4", codec="libx264", audio_codec="aac", frames=1),
+    "h264_aac_mp4": {"extension": "mp4", "codec": "libx264", "audio_codec": "aac"},
+    "vp9_opus_webm": {"extension": "webm", "codec": "libvpx-vp9", "audio_codec": "libopus"},
+    "h264_flac_mkv": {"extension": "mkv", "codec": "libx264", "audio_codec": "flac"},
+    "no_audio": {"extension": "mp4", "codec": "libx264", "audio_codec": None},
+    "variable_frame_rate": {"extension": "mp4", "codec": "libx264", "audio_codec": "aac",
+                            "times_ms": [0, 30, 100, 110, 190, 260]},
+    "rotated_phone": {"extension": "mp4", "codec": "libx264", "audio_codec": "aac", "rotation": 90,
+                      "size": (64, 96), "sample_aspect_ratio": Fraction(4, 3)},
+    "one_frame": {"extension": "mp4", "codec": "libx264", "audio_codec": "aac", "frames": 1},
 }
 
 

@@ -8,7 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.video_clips import coloured_patch, compose, write_audio_only, write_clip, write_empty_video
+from tests.video_clips import (
+    coloured_patch,
+    compose,
+    write_audio_only,
+    write_clip,
+    write_empty_video,
+)
 from utils.inference.media import MediaReadError, decode_frames, open_video, probe_media
 
 

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from models.embeddings import FACE_EMBEDDING_NAMES
 from network.aeinet import BACKBONES
 from utils.align import ALIGN_MODES
-from utils.cli import add_device_arguments, add_option_arguments, add_weight_path, options_from_arguments
+from utils.cli import (
+    add_device_arguments,
+    add_option_arguments,
+    add_weight_path,
+    options_from_arguments,
+)
 from utils.inference.options import EMBEDDING_PATH_FIELDS, PRECISIONS, SwapOptions
 from utils.inference.selection import DEFAULT_SIMILARITY_TH, FaceSelection
 from utils.inference.video import VideoOptions

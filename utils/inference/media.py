@@ -76,7 +76,7 @@ def probe_media(path: str | Path) -> str:
 
 def upright_rotation(rotation: float) -> int:
     """The display rotation (degrees counter-clockwise, from FFmpeg's display matrix) as 0, 90, 180 or 270."""
-    return int(round(float(rotation or 0) / 90.0)) % 4 * 90
+    return round(float(rotation or 0) / 90.0) % 4 * 90
 
 
 def rotate_upright(image: np.ndarray, rotation: int) -> np.ndarray:

@@ -20,13 +20,20 @@ from tqdm import tqdm
 from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
 from utils.image import IMAGE_EXTENSIONS, read_image, write_image
 from utils.inference.media import VIDEO_EXTENSIONS, probe_media
-from utils.inference.selection import FaceSelection, FaceSelectionError, pick_by_index, pick_by_reference
+from utils.inference.selection import (
+    FaceSelection,
+    FaceSelectionError,
+    pick_by_index,
+    pick_by_reference,
+)
 from utils.inference.swap import FaceSwapper, check_face_index
 from utils.inference.video import SourceFace, VideoOptions, swap_video
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, "int | None"], None]
+DEFAULT_SELECTION = FaceSelection()
+DEFAULT_VIDEO = VideoOptions()
 
 
 @dataclass
@@ -72,8 +79,8 @@ def swap_media(
     source_paths: Sequence[str | Path],
     target_path: str | Path,
     output_path: str | Path,
-    selection: FaceSelection = FaceSelection(),
-    video: VideoOptions = VideoOptions(),
+    selection: FaceSelection = DEFAULT_SELECTION,
+    video: VideoOptions = DEFAULT_VIDEO,
     progress: Progress | None = None,
 ) -> SwapReport:
     """Swap into an image or a video alike; ``progress(done_frames, total_frames_or_None)``.
@@ -178,7 +185,7 @@ def _swap_image(swapper: FaceSwapper, sources: list[Path], target: Path, output:
 def _image_pairs(swapper: FaceSwapper, image: np.ndarray, selection: FaceSelection,
                  references: np.ndarray | None) -> list[tuple[object, int]]:
     """The target faces to replace, each with its source index (errors for no face or a bad index)."""
-    faces = swapper.detections(image, cached=False)
+    faces = swapper.detections(image)
     check_face_index(faces, 0, "target", swapper.options.detection_threshold)
     if references is None:
         if not selection.swap_all_faces:
@@ -214,10 +221,18 @@ def _swap_video_file(swapper: FaceSwapper, sources: list[Path], target: Path, ou
 
 @contextlib.contextmanager
 def progress_bar(description: str, unit: str = "frame") -> Iterator[Progress]:
-    """A tqdm bar (frames/s and ETA once the total is known) as a ``progress(done, total)`` callback."""
-    bar = tqdm(desc=description, unit=unit, dynamic_ncols=True, leave=False)
+    """A tqdm bar (frames/s and ETA once the total is known) as a ``progress(done, total)`` callback.
+
+    The bar appears with the first frame of more than one (a single image or an early error shows none).
+    """
+    bars: list[tqdm] = []
 
     def update(done: int, total: int | None) -> None:
+        if not bars:
+            if total == 1:
+                return
+            bars.append(tqdm(desc=description, unit=unit, total=total, dynamic_ncols=True, leave=False))
+        bar = bars[0]
         if total is not None and bar.total != total:
             bar.total = total
             bar.refresh()
@@ -226,7 +241,8 @@ def progress_bar(description: str, unit: str = "frame") -> Iterator[Progress]:
     try:
         yield update
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 # ---------------------------------------------------------------------------------------------------- folders
@@ -269,8 +285,8 @@ def swap_folder(
     source_paths: Sequence[str | Path],
     target_folder: str | Path,
     output_folder: str | Path,
-    selection: FaceSelection = FaceSelection(),
-    video: VideoOptions = VideoOptions(),
+    selection: FaceSelection = DEFAULT_SELECTION,
+    video: VideoOptions = DEFAULT_VIDEO,
     overwrite: bool = False,
 ) -> FolderReport:
     """Swap into every image and video of a folder tree, mirrored under ``output_folder`` (models loaded once).

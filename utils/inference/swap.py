@@ -24,13 +24,18 @@ from utils.device import autocast, resolve_device, use_fp16
 from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
 from utils.image import bgr_to_tensor, read_image, tensor_to_bgr_uint8, write_image
 from utils.inference.model_cache import ModelCache
-from utils.inference.options import ALIGNED_FACE_SIZE, EMBEDDING_PATH_FIELDS, GFPGAN_FACE_SIZE, SwapOptions
+from utils.inference.options import (
+    ALIGNED_FACE_SIZE,
+    EMBEDDING_PATH_FIELDS,
+    GFPGAN_FACE_SIZE,
+    SwapOptions,
+)
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
-    from utils.paste_back import GhostMaskSettings
     from models.nsfw import NSFWFilter
     from models.retinaface import FaceDetector
+    from utils.paste_back import GhostMaskSettings
 
 logger = logging.getLogger(__name__)
 
@@ -249,17 +254,15 @@ class FaceSwapper:
         with self._stage("nsfw"):
             nsfw_filter.check(image, what)
 
-    def detections(self, image: np.ndarray, cached: bool = True) -> list:
+    def detections(self, image: np.ndarray) -> list:
         """Every face RetinaFace finds in ``image`` (H×W×3 uint8 BGR), in CLI order (left to right).
 
-        With ``cached``, kept per image content, so a picture used in several pairs (demo grids, a source
-        swapped into a folder of targets) is detected once; pictures seen once skip the hashing.
+        Cached per image content, so a picture used again (demo grids, a source swapped into a folder of
+        targets, the web UI re-running a target with other settings) is detected once. Video frames go
+        through :meth:`detect_frames`, which never hashes.
         """
         detector = self.detector
         options = self.options
-        if not cached:
-            with self._stage("detect"):
-                return detector.detect(image)
         key = (hashlib.sha1(image.tobytes()).hexdigest(), image.shape, options.detection_threshold,
                options.detection_max_size, options.retina_face_model_path, options.weights_dir)
         with self._stage("detect"):
@@ -271,11 +274,9 @@ class FaceSwapper:
         with self._stage("detect"), torch.inference_mode():
             return detector.detect_batch(images)
 
-    def detect(
-        self, image: np.ndarray, face_index: int, role: str, cached: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, image: np.ndarray, face_index: int, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Box ``(4,)`` and keypoints ``(5, 2)`` (float32, image pixels) of face ``face_index`` in CLI order."""
-        faces = self.detections(image, cached)
+        faces = self.detections(image)
         check_face_index(faces, face_index, role, self.options.detection_threshold)
         face = faces[face_index]
         return np.asarray(face.box, dtype=np.float32), np.asarray(face.keypoints, dtype=np.float32)
@@ -389,9 +390,9 @@ class FaceSwapper:
 
     # ------------------------------------------------------------------------------------------------ whole swaps
 
-    def prepare_face(self, image: np.ndarray, face_index: int, role: str, cached: bool = True) -> FaceInImage:
+    def prepare_face(self, image: np.ndarray, face_index: int, role: str) -> FaceInImage:
         """Detect, pick, align (and landmark, for ghost) one face of an image."""
-        box, keypoints = self.detect(image, face_index, role, cached)
+        box, keypoints = self.detect(image, face_index, role)
         face = self.align(image, box, keypoints)
         if self.options.uses_landmarks:
             self.add_landmarks(face)
@@ -405,11 +406,11 @@ class FaceSwapper:
         self.timings = {}
         return self._swap(source_image, target_image)
 
-    def _swap(self, source_image: np.ndarray, target_image: np.ndarray, cache_target: bool = True) -> SwapResult:
+    def _swap(self, source_image: np.ndarray, target_image: np.ndarray) -> SwapResult:
         """The stages of :meth:`swap_images`, adding to ``self.timings`` without resetting it."""
         self.check_nsfw(target_image, "target image")
         source = self.prepare_face(source_image, self.options.source_face_index, "source")
-        target = self.prepare_face(target_image, self.options.target_face_index, "target", cached=cache_target)
+        target = self.prepare_face(target_image, self.options.target_face_index, "target")
         identity = self.embed(source.face)
         swapped_face = self.generate(target.face, identity)
         enhanced_face = self.enhance(swapped_face) if self.options.enhance_output else None
@@ -436,8 +437,7 @@ class FaceSwapper:
         with self._stage("read"):
             source_image = read_image(source_path)
             target_image = read_image(target_path)
-        # The source may come back (a folder of targets); a target file is read once, so it is not hashed.
-        result = self._swap(source_image, target_image, cache_target=False)
+        result = self._swap(source_image, target_image)
         with self._stage("write"):
             write_image(output_path, result.image, protect=inputs)
             if self.options.debug:

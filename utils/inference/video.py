@@ -25,7 +25,12 @@ import torch
 
 from utils.errors import GhostError
 from utils.inference.media import DecodedFrame, decode_frames, open_video, rotate_stored
-from utils.inference.selection import FaceSelection, cosine_similarities, match_references, pick_by_index
+from utils.inference.selection import (
+    FaceSelection,
+    cosine_similarities,
+    match_references,
+    pick_by_index,
+)
 from utils.inference.swap import FaceInImage, FaceSwapper
 from utils.inference.tracking import FaceTracker, KeypointSmoother
 from utils.inference.video_output import VideoWriter
@@ -134,7 +139,7 @@ class _BackgroundReader:
                 self.seconds += time.perf_counter() - start
                 if item is _END or not self._put(item):
                     break
-        except BaseException as error:  # handed to the consumer, which raises it
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
             self._put(_Failure(error))
         self._put(_END)
 
@@ -173,7 +178,7 @@ class _BackgroundWriter:
             start = time.perf_counter()
             try:
                 self.writer.write(*item)
-            except BaseException as error:
+            except BaseException as error:  # noqa: BLE001 - raised in the producer by put() or close()
                 self.error = error
             self.seconds += time.perf_counter() - start
 
