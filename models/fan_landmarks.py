@@ -153,9 +153,9 @@ class LandmarkDetector:
         Raises FaceBoxError for a box that cannot be a face of the image (its crop window could need gigabytes).
         """
         check_face_box(box, image_bgr.shape, "landmark face box")
-        image_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         centre, scale = box_centre_and_scale(box)
-        crop = crop_face(image_rgb, centre, scale)
+        # Cropping copies and resizes each channel alike, so only the 256×256 crop changes colour order.
+        crop = np.ascontiguousarray(crop_face(image_bgr, centre, scale)[:, :, ::-1])
         heatmaps = self.heatmaps(crop)
         points, image_points, scores = decode_heatmaps(heatmaps, centre, scale)
         return {

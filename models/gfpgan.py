@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -287,15 +287,7 @@ def enhance_face(face_bgr: np.ndarray, model: nn.Module, randomize_noise: bool =
     uint8 BGR (output clamped to [-1, 1], rounded half to even). ``randomize_noise`` False makes the
     result deterministic (stored noise); True is the released behaviour.
     """
-    device = next(model.parameters()).device
-    x = bgr_to_tensor(face_bgr).to(device)
-    try:
-        with torch.no_grad():
-            restored = model(x, return_rgb=False, randomize_noise=randomize_noise)[0]
-    except RuntimeError as error:
-        logger.warning("face enhancement failed, keeping the face as it is: %s", error)
-        return face_bgr
-    return tensor_to_bgr_rounded(restored.float())
+    return enhance_faces([face_bgr], model, randomize_noise)[0]
 
 
 @contextmanager
@@ -310,6 +302,19 @@ def seeded_noise(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=list(range(count)), device_type=device_type):
         torch.manual_seed(seed)
         yield
+
+
+def enhance_faces(faces_bgr: Sequence[np.ndarray], model: nn.Module, randomize_noise: bool = True) -> list[np.ndarray]:
+    """:func:`enhance_face` on several same-size faces in one network call (the inputs come back on failure)."""
+    device = next(model.parameters()).device
+    x = torch.cat([bgr_to_tensor(face) for face in faces_bgr]).to(device)
+    try:
+        with torch.no_grad():
+            restored = model(x, return_rgb=False, randomize_noise=randomize_noise)[0]
+    except RuntimeError as error:
+        logger.warning("face enhancement failed, keeping the faces as they are: %s", error)
+        return list(faces_bgr)
+    return [tensor_to_bgr_rounded(face.float()) for face in restored]
 
 
 def load_gfpgan(
