@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -203,3 +204,8 @@ def check_face_points(points: np.ndarray, image_shape: tuple[int, ...], what: st
                                     f"{points[:, 0].min():.6g} to {points[:, 0].max():.6g}, y from "
                                     f"{points[:, 1].min():.6g} to {points[:, 1].max():.6g}): "
                                     f"{problem.replace('_', ' ')}")
+
+
+def detection_problem(face: Any, image_shape: tuple[int, ...]) -> str | None:
+    """Why a detection (``.box`` and ``.keypoints``, image pixels) cannot be a face of the image, or None."""
+    return face_box_problem(face.box, image_shape) or face_points_problem(face.keypoints, image_shape)

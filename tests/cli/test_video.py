@@ -355,7 +355,7 @@ def test_bad_video_input_gives_one_line_and_no_output(
     assert code == 1 and len(errors) == 1, errors
     expected = {"truncated": "input.mp4", "text": "not a supported image or video", "no_frames": "no video frames",
                 "audio_only": "audio only", "output_is_input": "is an input file",
-                "unwritable_folder": "cannot create the output folder"}[problem]
+                "unwritable_folder": "is a file, not a folder"}[problem]
     assert expected in errors[0]
     assert snapshot(tmp_path) == before
 

@@ -23,7 +23,7 @@ import torch
 
 from utils.device import autocast, resolve_device, use_fp16
 from utils.errors import GhostError
-from utils.image import bgr_to_tensor, read_image, tensor_to_bgr_uint8, write_image
+from utils.image import bgr_to_tensor, detection_problem, read_image, tensor_to_bgr_uint8, write_image
 from utils.inference.model_cache import ModelCache
 from utils.inference.options import (
     ALIGNED_FACE_SIZE,
@@ -273,10 +273,16 @@ class FaceSwapper:
             return self.models.detections(key, lambda: detector.detect(image))
 
     def detect_frames(self, images: list[np.ndarray]) -> list[list]:
-        """The faces of several H×W×3 uint8 BGR video frames (one batch per frame size), never cached."""
+        """The faces of several H×W×3 uint8 BGR video frames (one batch per frame size), never cached.
+
+        Detections that cannot be faces of their frame (utils.image.detection_problem: an absurd box or keypoints)
+        are dropped, so one bad detection leaves its frame unchanged instead of stopping the video.
+        """
         detector = self.detector
         with self._stage("detect"), torch.inference_mode():
-            return detector.detect_batch(images)
+            found = detector.detect_batch(images)
+        return [[face for face in faces if detection_problem(face, image.shape) is None]
+                for image, faces in zip(images, found)]
 
     def detect(self, image: np.ndarray, face_index: int, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Box ``(4,)`` and keypoints ``(5, 2)`` (float32, image pixels) of face ``face_index`` in CLI order."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from utils.align import align_face, transform_points
 from utils.errors import FaceBoxError
-from utils.image import face_box_problem, face_points_problem, write_image
+from utils.image import detection_problem, write_image
 from utils.preprocessing.model_loading import PreprocessModels
 from utils.preprocessing.options import (
     FACE_CROP_SIZE,
@@ -109,11 +109,6 @@ def resize_for_detection(image: np.ndarray) -> np.ndarray:
 def by_score(faces: Iterable[Any]) -> list[Any]:
     """Faces by decreasing detector score; ties keep the given order (the detector's score order, as the original)."""
     return sorted(faces, key=lambda face: -face.score)
-
-
-def detection_problem(face: Any, image_shape: tuple[int, ...]) -> str | None:
-    """Why a detection's box or keypoints cannot be a face of the image (utils.image), or None."""
-    return face_box_problem(face.box, image_shape) or face_points_problem(face.keypoints, image_shape)
 
 
 def face_rejection(face: Any, options: PreprocessOptions, image_shape: tuple[int, ...]) -> str | None:
