@@ -18,6 +18,7 @@ from utils.inference.options import SwapOptions
 
 CHROMIUM = Path(os.environ.get("GHOSTV2_CHROMIUM", "/usr/bin/chromium"))
 FACES_SHOWN = 4  # stand-in weights find hundreds of faces: show the 4 best
+MAX_VIDEO_SECONDS = 1.0
 BROWSER_TIMEOUT_MS = 240_000  # model loading and a CPU swap on 2 shared cores
 
 
@@ -54,8 +55,12 @@ def gradio_available() -> None:
 
 @pytest.fixture(scope="module")
 def page_options(standin_weights: Path, normal_nsfw_model: Path) -> SwapOptions:
-    """Start-up options of the page under test: stand-in weights, the cheapest models, no GFPGAN or SDXL."""
+    """Start-up options of the page under test: stand-in weights, the cheapest models, no GFPGAN or SDXL.
+
+    Detection at the pictures' own size (not scaled up to 1280 pixels) keeps the small test pictures cheap.
+    """
     return SwapOptions(weights_dir=str(standin_weights), device="cpu", detection_threshold=STANDIN_THRESHOLD,
+                       detection_max_size=None,
                        nsfw_model=str(normal_nsfw_model), face_embeddings="facenet", paste_back_mode="basic",
                        enhance_output=False, inpaint_output=False)
 
@@ -66,7 +71,8 @@ def served_page(gradio_available: None, page_options: SwapOptions) -> Iterator:
     from utils.webui.app import WebUI
     from utils.webui.settings import WebUISettings
 
-    with WebUI(page_options, WebUISettings(port=free_port(), max_faces_shown=FACES_SHOWN)) as page:
+    with WebUI(page_options, WebUISettings(port=free_port(), max_faces_shown=FACES_SHOWN,
+                                             max_video_seconds=MAX_VIDEO_SECONDS)) as page:
         yield page
 
 

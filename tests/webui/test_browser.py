@@ -15,9 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.webui.conftest import FACES_SHOWN, free_port
+from tests.video_clips import compose, face_crop, write_clip
+from tests.webui.conftest import FACES_SHOWN, MAX_VIDEO_SECONDS, free_port
 
 TARGET_SIZE = (192, 256)  # width, height: not square, so a transposed or resized result shows
+CLIP_SIZE, CLIP_FRAMES, CLIP_FPS = (128, 96), 3, 10
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,13 @@ def photos(tmp_path_factory: pytest.TempPathFactory, example_images: dict[str, P
     cv2.imwrite(str(target), cv2.resize(cameraman[:, 64:448], TARGET_SIZE, interpolation=cv2.INTER_AREA))
     not_a_photo = folder / "notes.png"
     not_a_photo.write_text("these are notes, not a picture\n")
-    return {"source": example_images["astronaut"], "target": target, "text": not_a_photo}
+    face = face_crop(example_images["astronaut"], 48)
+    frames = [compose(CLIP_SIZE, [(face, (8 + 8 * index, 16))]) for index in range(CLIP_FRAMES)]
+    clip = write_clip(folder / "clip.mp4", frames, fps=CLIP_FPS)
+    long_clip = write_clip(folder / "long_clip.mp4", frames[:1] * round(MAX_VIDEO_SECONDS * CLIP_FPS + 2),
+                           fps=CLIP_FPS, audio_codec=None)
+    return {"source": example_images["astronaut"], "target": target, "text": not_a_photo, "clip": clip,
+            "long_clip": long_clip}
 
 
 def upload(tab, component: str, *paths: Path) -> None:
@@ -53,8 +61,12 @@ def test_swap_a_picked_face(browser_page, photos: dict[str, Path], served_page, 
     indices = [int(re.fullmatch(r"face (\d+)", caption).group(1)) for caption in captions]
     assert indices == sorted(indices) and len(set(indices)) == FACES_SHOWN  # CLI order, left to right
 
+    # Clicks toggle faces: add face indices[1] to the start-up face 0, then take face 0 out again.
     target_faces.nth(1).click()
-    tab.get_by_text(f"target face {indices[1]}", exact=False).wait_for()
+    selection = tab.locator("#selection")
+    selection.get_by_text(f"target face 0, {indices[1]}").wait_for()
+    target_faces.nth(0).click()
+    selection.get_by_text(re.compile(rf"target face {indices[1]}$")).wait_for()
     tab.locator("#swap").click()
     result = tab.locator("#result_image img")
     result.wait_for()
@@ -66,6 +78,7 @@ def test_swap_a_picked_face(browser_page, photos: dict[str, Path], served_page, 
     swapped = cv2.imdecode(np.frombuffer(tab.request.get(download).body(), np.uint8), cv2.IMREAD_COLOR)
     target = cv2.imread(str(photos["target"]), cv2.IMREAD_COLOR)
     assert swapped.shape == target.shape and not np.array_equal(swapped, target)
+    tab.locator("#result_info").get_by_text("1 face(s) swapped").wait_for()
     tab.screenshot(path=str(artifacts_dir / "webui_after_swap.png"), full_page=True)
 
     # Everything the page loaded came from the page's own server (no CDN fonts or scripts).
@@ -79,6 +92,27 @@ def test_text_file_as_image_is_a_message(browser_page, photos: dict[str, Path]) 
     message = tab.get_by_text(re.compile(r"cannot read image .*notes\.png"))
     message.wait_for()
     assert "Traceback" not in tab.content()
+
+
+def test_video_renders_and_plays(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    upload(tab, "source_files", photos["source"])
+    upload(tab, "target_file", photos["clip"])
+    tab.locator("#target_faces button img").nth(FACES_SHOWN - 1).wait_for()
+    tab.locator("#swap").click()
+    video = tab.locator("#result_video video")
+    video.wait_for()
+    duration = tab.wait_for_function("element => element.readyState >= 1 && element.duration > 0 && element.duration",
+                                     arg=video.element_handle()).json_value()
+    assert abs(duration - CLIP_FRAMES / CLIP_FPS) < 0.1
+    tab.locator("#result_info").get_by_text(f"in {CLIP_FRAMES} of {CLIP_FRAMES} frame(s)").wait_for()
+    assert tab.locator("#result_file a").first.get_attribute("href").endswith("/clip_swapped.mp4")
+
+
+def test_video_over_the_limit_is_a_message(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    upload(tab, "target_file", photos["long_clip"])
+    tab.get_by_text(re.compile(r"long_clip\.mp4 lasts .* longer than this page's limit")).wait_for()
 
 
 def test_serves_on_localhost_only_and_cleans_up(gradio_available: None, page_options) -> None:

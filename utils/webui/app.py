@@ -13,6 +13,7 @@ from typing import Self
 from utils.errors import GhostError
 from utils.inference.model_cache import ModelCache
 from utils.inference.options import SwapOptions
+from utils.inference.video import VideoOptions
 from utils.webui.service import SwapService
 from utils.webui.settings import WebUISettings
 from utils.webui.workspace import Workspace
@@ -27,13 +28,14 @@ MEGABYTE = 1024 * 1024
 class WebUI:
     """The page over the swap pipeline: ``with WebUI(options, settings) as page: page.url ...``.
 
-    ``options`` are the start-up options (the advanced panel's initial values); ``models`` may be a shared
-    ModelCache (tests reuse loaded models).
+    ``options`` and ``video`` are the start-up options (the advanced panel's initial values); ``models`` may be a
+    shared ModelCache (tests reuse loaded models).
     """
 
-    def __init__(self, options: SwapOptions, settings: WebUISettings | None = None,
+    def __init__(self, options: SwapOptions, settings: WebUISettings | None = None, video: VideoOptions | None = None,
                  models: ModelCache | None = None) -> None:
         self.options = options
+        self.video = video or VideoOptions()
         self.settings = settings or WebUISettings()
         self.models = models
         self.workspace: Workspace | None = None
@@ -49,7 +51,7 @@ class WebUI:
         os.environ.update(values)
         from utils.webui.layout import build_page
 
-        service = SwapService(self.options, self.settings, self.workspace, self.models)
+        service = SwapService(self.options, self.settings, self.workspace, self.video, self.models)
         self.blocks = build_page(service)
         self.blocks.queue(default_concurrency_limit=1)
         try:

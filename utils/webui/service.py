@@ -2,8 +2,9 @@
 
 One :class:`SwapService` per running page holds the start-up options and one ModelCache, so each model loads
 once (for the option set that first needs it) and stays loaded between requests; every job builds its
-FaceSwapper from the start-up options plus the advanced panel's changes. Gradio's queue runs one job at a time
-(see utils/webui/layout.py); this module never imports Gradio.
+FaceSwapper from the start-up options plus the advanced panel's changes and runs ``swap_media``, the call
+inference.py makes, for images and videos alike. Gradio's queue runs one job at a time (utils/webui/layout.py);
+this module never imports Gradio.
 """
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ import numpy as np
 
 from utils.errors import GhostError, NoFaceFoundError
 from utils.image import read_image, write_image
+from utils.inference.media import decode_frames, open_video, probe_media
 from utils.inference.model_cache import ModelCache
 from utils.inference.options import SwapOptions
+from utils.inference.run import Progress, SwapReport, swap_media
+from utils.inference.selection import FaceSelection
 from utils.inference.swap import FaceSwapper
+from utils.inference.video import VideoOptions
 from utils.webui.settings import WebUISettings
 from utils.webui.workspace import Workspace
 
@@ -28,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 112  # long side of a face thumbnail, pixels
 THUMBNAIL_MARGIN = 0.25  # the face box grown by this fraction of its size on each side
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+RESULT_SUFFIX = {"image": ".png", "video": ".mp4"}  # lossless photos; H.264 videos play in every browser
 
 
 @dataclass(frozen=True)
@@ -40,22 +45,13 @@ class FaceChoice:
     score: float
 
 
-@dataclass(frozen=True)
-class SwapOutcome:
-    """A finished job: the result file and, for a photo, its size."""
-
-    output_path: Path
-    kind: str  # "image" or "video"
-    width: int
-    height: int
-
-
 class SwapService:
-    """The swap pipeline behind the page: start-up options, loaded models, the page's folder."""
+    """The swap pipeline behind the page: start-up options (model and video), loaded models, the page's folder."""
 
     def __init__(self, options: SwapOptions, settings: WebUISettings, workspace: Workspace,
-                 models: ModelCache | None = None) -> None:
+                 video: VideoOptions | None = None, models: ModelCache | None = None) -> None:
         self.options = options
+        self.video = video or VideoOptions()
         self.settings = settings
         self.workspace = workspace
         self.models = models or ModelCache()
@@ -67,19 +63,30 @@ class SwapService:
         except ValueError as error:  # an option value the pipeline does not know
             raise GhostError(str(error)) from error
 
-    def faces(self, image_path: str | Path, changes: Mapping[str, Any], role: str) -> list[FaceChoice]:
-        """The best-scoring faces of a photo (at most ``max_faces_shown``), in CLI order, with thumbnails.
+    def probe(self, path: str | Path) -> str:
+        """``"image"`` or ``"video"``; a video longer than ``max_video_seconds`` is refused."""
+        kind = probe_media(path)
+        if kind == "video":
+            container, info = open_video(path)
+            container.close()
+            limit = self.settings.max_video_seconds
+            if info.duration_seconds is not None and info.duration_seconds > limit:
+                raise GhostError(f"the video {Path(path).name} lasts {info.duration_seconds:.1f} s, longer than this "
+                                 f"page's limit of {limit:g} s (webui.py --max_video_seconds)")
+        return kind
 
-        Raises ImageReadError for a file that is not an image, NoFaceFoundError when none is found.
+    def faces(self, path: str | Path, changes: Mapping[str, Any], role: str) -> list[FaceChoice]:
+        """The best-scoring faces of a photo or a video's first frame (at most ``max_faces_shown``), in CLI order.
+
+        Raises our GhostErrors for a file that is neither, a video over the length limit, or no face found.
         """
-        image_path = Path(image_path)
-        refuse_video(image_path, role)
-        image = read_image(image_path)
+        path = Path(path)
+        image = read_image(path) if self.probe(path) == "image" else first_frame(path)
         swapper = self.swapper(changes)
         detections = swapper.detections(image)
         if not detections:
             raise NoFaceFoundError(
-                f"no face found in the {role} {image_path.name} (detection threshold "
+                f"no face found in the {role} {path.name} (detection threshold "
                 f"{swapper.options.detection_threshold}); try a lower detection threshold or another picture"
             )
         best = sorted(range(len(detections)), key=lambda index: -float(detections[index].score))
@@ -91,35 +98,27 @@ class SwapService:
             for index in shown
         ]
 
-    def swap(self, source_paths: Sequence[str | Path], source_choice: tuple[int, int], target_path: str | Path,
-             target_faces: Sequence[int], changes: Mapping[str, Any]) -> SwapOutcome:
-        """Swap source photo ``source_choice[0]``'s face ``source_choice[1]`` onto the chosen target face.
+    def swap(self, source_paths: Sequence[str | Path], target_path: str | Path, selection: FaceSelection,
+             changes: Mapping[str, Any], video: VideoOptions, progress: Progress | None = None) -> SwapReport:
+        """Swap into a target photo or video with ``swap_media``; the result goes into the page's folder.
 
-        Writes the result into the page's folder; raises our GhostErrors (NSFW verdict, no face, unreadable
-        file, ...) with a message for the user.
+        Raises our GhostErrors (NSFW verdict, no face, unreadable file, video too long, ...) with a message.
         """
         if not source_paths:
             raise GhostError("add at least one source photo (the face to put in)")
-        target_path = Path(target_path)
-        refuse_video(target_path, "target")
-        # TODO(video branch): several target faces and video targets go through utils.inference.run.swap_media.
-        if len(target_faces) != 1:
-            raise GhostError("swapping several target faces at once is not available yet: pick one target face")
-        photo, source_face = source_choice
-        if not 0 <= photo < len(source_paths):
-            raise GhostError(f"source photo {photo} is gone; pick a source face again")
-        swapper = self.swapper({**changes, "source_face_index": source_face, "target_face_index": target_faces[0]})
-        result = swapper.swap_images(read_image(source_paths[photo]), read_image(target_path))
-        output_path = write_image(self.workspace.result_path(target_path, ".png"), result.image)
-        logger.info("swapped %s into %s in %.1f s", Path(source_paths[photo]).name, target_path.name,
-                    sum(result.timings.values()))
-        return SwapOutcome(output_path, "image", result.image.shape[1], result.image.shape[0])
+        kind = self.probe(target_path)
+        output_path = self.workspace.result_path(target_path, RESULT_SUFFIX[kind])
+        report = swap_media(self.swapper(changes), source_paths, target_path, output_path, selection, video,
+                            progress)
+        logger.info("%s", report.summary())
+        return report
 
 
-def refuse_video(path: Path, role: str) -> None:
-    """Video files cannot be swapped by this build yet (they wait for the video pipeline)."""
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        raise GhostError(f"the {role} {path.name} is a video; video swapping is not available in this build yet")
+def first_frame(path: Path) -> np.ndarray:
+    """The first frame of a video, upright, H×W×3 uint8 BGR."""
+    container, info = open_video(path)
+    with container:
+        return next(decode_frames(container, info, path)).image
 
 
 def face_thumbnail(image: np.ndarray, box: np.ndarray) -> np.ndarray:
