@@ -19,6 +19,7 @@ from utils.inference.options import SwapOptions
 CHROMIUM = Path(os.environ.get("GHOSTV2_CHROMIUM", "/usr/bin/chromium"))
 FACES_SHOWN = 4  # stand-in weights find hundreds of faces: show the 4 best
 MAX_VIDEO_SECONDS = 1.0
+MAX_UPLOAD_MB = 1.0  # above the example photos (under 0.8 MB)
 BROWSER_TIMEOUT_MS = 240_000  # model loading and a CPU swap on 2 shared cores
 
 
@@ -71,8 +72,9 @@ def served_page(gradio_available: None, page_options: SwapOptions) -> Iterator:
     from utils.webui.app import WebUI
     from utils.webui.settings import WebUISettings
 
-    with WebUI(page_options, WebUISettings(port=free_port(), max_faces_shown=FACES_SHOWN,
-                                             max_video_seconds=MAX_VIDEO_SECONDS)) as page:
+    settings = WebUISettings(port=free_port(), max_faces_shown=FACES_SHOWN, max_video_seconds=MAX_VIDEO_SECONDS,
+                             max_upload_mb=MAX_UPLOAD_MB)
+    with WebUI(page_options, settings) as page:
         yield page
 
 

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.cli.conftest import NO_FACE_THRESHOLD
 from tests.video_clips import compose, face_crop, write_clip
-from tests.webui.conftest import FACES_SHOWN, MAX_VIDEO_SECONDS, free_port
+from tests.webui.conftest import FACES_SHOWN, MAX_UPLOAD_MB, MAX_VIDEO_SECONDS, free_port
 
 TARGET_SIZE = (192, 256)  # width, height: not square, so a transposed or resized result shows
 CLIP_SIZE, CLIP_FRAMES, CLIP_FPS = (128, 96), 3, 10
@@ -92,6 +93,41 @@ def test_text_file_as_image_is_a_message(browser_page, photos: dict[str, Path]) 
     message = tab.get_by_text(re.compile(r"cannot read image .*notes\.png"))
     message.wait_for()
     assert "Traceback" not in tab.content()
+
+
+def set_option(tab, name: str, value: str) -> None:
+    """Type ``value`` into the advanced panel's widget for option ``name`` (the panel is opened first)."""
+    widget = tab.locator(f"#option_{name}").locator("input, textarea").first
+    if not widget.is_visible():
+        tab.locator("#advanced").get_by_text("Advanced").click()
+    widget.fill(value)
+
+
+def test_no_face_at_the_panels_threshold_is_a_message(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    set_option(tab, "detection_threshold", str(NO_FACE_THRESHOLD))
+    upload(tab, "target_file", photos["target"])
+    tab.get_by_text(f"no face found in the target cameraman_portrait.png (detection threshold "
+                    f"{NO_FACE_THRESHOLD})").wait_for()
+
+
+def test_nsfw_verdict_is_a_message(browser_page, photos: dict[str, Path], nsfw_nsfw_model: Path) -> None:
+    tab = browser_page
+    set_option(tab, "nsfw_model", str(nsfw_nsfw_model))
+    upload(tab, "source_files", photos["source"])
+    upload(tab, "target_file", photos["target"])
+    tab.locator("#target_faces button img").first.wait_for()
+    tab.locator("#swap").click()
+    tab.get_by_text(re.compile(r"classified as NSFW; nothing was written")).wait_for()
+    assert tab.locator("#result_image img").count() == 0
+
+
+def test_upload_over_the_limit_is_a_message(browser_page, tmp_path: Path) -> None:
+    tab = browser_page
+    big = tmp_path / "big.png"
+    big.write_bytes(bytes(int(MAX_UPLOAD_MB * 1024 * 1024) + 1))
+    upload(tab, "target_file", big)
+    tab.get_by_text(re.compile(r"exceed the maximum allowed size.*big\.png")).wait_for()
 
 
 def test_video_renders_and_plays(browser_page, photos: dict[str, Path]) -> None:
