@@ -49,24 +49,30 @@ class WebUI:
         values = {**GRADIO_ENVIRONMENT, "GRADIO_TEMP_DIR": str(self.workspace.uploads)}
         self._saved_environment = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
+        try:
+            self._serve()
+        except BaseException as error:  # Ctrl+C while starting too: stop the server thread, remove the folder
+            self.close()
+            if isinstance(error, OSError):
+                raise GhostError(f"cannot serve the page on {self.settings.host}:{self.settings.port}: "
+                                 f"{error}") from error
+            raise
+        self.url = self.blocks.local_url
+        logger.info("serving %s (files in %s)", self.url, self.workspace.root)
+        return self.url
+
+    def _serve(self) -> None:
         from utils.webui.layout import build_page
 
         service = SwapService(self.options, self.settings, self.workspace, self.video, self.models)
         self.blocks = build_page(service)
         self.blocks.queue(default_concurrency_limit=1)
-        try:
-            self.blocks.launch(
-                server_name=self.settings.host, server_port=self.settings.port, share=False, inbrowser=False,
-                prevent_thread_lock=True, quiet=True, show_error=False, enable_monitoring=False, mcp_server=False,
-                pwa=False, ssr_mode=False, max_file_size=int(self.settings.max_upload_mb * MEGABYTE),
-                allowed_paths=[str(self.workspace.root)],
-            )
-        except OSError as error:
-            self.close()
-            raise GhostError(f"cannot serve the page on {self.settings.host}:{self.settings.port}: {error}") from error
-        self.url = self.blocks.local_url
-        logger.info("serving %s (files in %s)", self.url, self.workspace.root)
-        return self.url
+        self.blocks.launch(
+            server_name=self.settings.host, server_port=self.settings.port, share=False, inbrowser=False,
+            prevent_thread_lock=True, quiet=True, show_error=False, enable_monitoring=False, mcp_server=False,
+            pwa=False, ssr_mode=False, max_file_size=int(self.settings.max_upload_mb * MEGABYTE),
+            allowed_paths=[str(self.workspace.root)],
+        )
 
     def wait(self) -> None:
         """Block until interrupted (Ctrl+C raises KeyboardInterrupt here)."""
