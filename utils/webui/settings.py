@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from utils.errors import GhostError
+
 LOCAL_HOST = "127.0.0.1"
 
 
@@ -19,7 +21,7 @@ class WebUISettings:
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_video_seconds", "max_faces_shown"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise GhostError(f"--{name} must be positive; got {getattr(self, name)}")
 
 
 WEBUI_HELP = {
