@@ -192,12 +192,19 @@ def check_faces(image: np.ndarray, original: np.ndarray, expected: dict[str, tup
             np.testing.assert_allclose(centre(image, box), painted, atol=6 + tolerance)
 
 
-def test_reference_faces_pick_which_source_replaces_which_face_in_an_image(
-    references: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def three_faces_photo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A picture of the red, blue and green faces; the stand-in models in place."""
     target = tmp_path / "three.png"
     cv2.imwrite(str(target), three_faces())
     use_fakes(monkeypatch)
+    return target
+
+
+def test_reference_faces_pick_which_source_replaces_which_face_in_an_image(
+    references: dict[str, Path], three_faces_photo: Path, tmp_path: Path,
+) -> None:
+    target = three_faces_photo
     output = tmp_path / "swapped.png"
     assert run(["--source_file_path", str(references["yellow"]), str(references["cyan"]),
                 "--target_faces_paths", str(references["red"]), str(references["blue"]),
@@ -206,11 +213,9 @@ def test_reference_faces_pick_which_source_replaces_which_face_in_an_image(
 
 
 def test_swap_all_faces_replaces_every_face_with_the_first_source(
-    references: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    references: dict[str, Path], three_faces_photo: Path, tmp_path: Path,
 ) -> None:
-    target = tmp_path / "three.png"
-    cv2.imwrite(str(target), three_faces())
-    use_fakes(monkeypatch)
+    target = three_faces_photo
     output = tmp_path / "all.png"
     assert run(["--source_file_path", str(references["cyan"]), "--swap_all_faces", "--target_file_path", str(target),
                 "--output_file_path", str(output)])[0] == 0
@@ -241,18 +246,16 @@ def test_reference_faces_in_a_video(references: dict[str, Path], tmp_path: Path,
     ("two_sources", "several sources, give one --target_faces_paths photo per source"),
 ])
 def test_sources_and_references_that_do_not_pair_give_one_error(
-    problem: str, message: str, references: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    problem: str, message: str, references: dict[str, Path], three_faces_photo: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    target = tmp_path / "three.png"
-    cv2.imwrite(str(target), three_faces())
+    target = three_faces_photo
     faceless = tmp_path / "faceless.png"
     cv2.imwrite(str(faceless), compose((64, 64), []))
     sources = [str(references["yellow"]), str(references["cyan"])]
     argv = {"lengths": [*sources, "--target_faces_paths", str(references["red"])],
             "faceless": [sources[0], "--target_faces_paths", str(faceless)],
             "two_sources": sources}[problem]
-    use_fakes(monkeypatch)
     output = tmp_path / "out.png"
     code, errors = run(["--target_file_path", str(target), "--output_file_path", str(output),
                         "--source_file_path", *argv], capsys)

@@ -23,10 +23,11 @@ from utils.inference.media import VIDEO_EXTENSIONS, probe_media
 from utils.inference.selection import (
     FaceSelection,
     FaceSelectionError,
+    check_face_index,
     pick_by_index,
     pick_by_reference,
 )
-from utils.inference.swap import FaceSwapper, check_face_index
+from utils.inference.swap import FaceSwapper
 from utils.inference.video import SourceFace, VideoOptions, swap_video
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.errors import GhostError
+from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
 
 # GHOST v1's default: cosine similarities of different people are mostly below it with ArcFace-like models.
 DEFAULT_SIMILARITY_TH = 0.15
@@ -114,3 +114,17 @@ def describe(selection: FaceSelection, source_paths: Sequence[object]) -> str:
     if selection.swap_all_faces:
         return "every face gets the first source"
     return f"target face(s) {', '.join(map(str, selection.target_face_indices))} (left to right)"
+
+
+def check_face_index(faces: list, face_index: int, role: str, threshold: float) -> None:
+    """NoFaceFoundError when ``faces`` is empty, FaceIndexError when ``face_index`` is past its end."""
+    if not faces:
+        raise NoFaceFoundError(
+            f"no face found in the {role} image (detection threshold {threshold}); "
+            "try a lower --detection_threshold or another picture"
+        )
+    if not 0 <= face_index < len(faces):
+        raise FaceIndexError(
+            f"{role} face index {face_index} is out of range: {len(faces)} face(s) found in the {role} image "
+            f"(valid indices 0 to {len(faces) - 1})"
+        )

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from utils.device import autocast, resolve_device, use_fp16
-from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
+from utils.errors import GhostError
 from utils.image import bgr_to_tensor, read_image, tensor_to_bgr_uint8, write_image
 from utils.inference.model_cache import ModelCache
 from utils.inference.options import (
@@ -30,6 +30,7 @@ from utils.inference.options import (
     GFPGAN_FACE_SIZE,
     SwapOptions,
 )
+from utils.inference.selection import check_face_index
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
@@ -464,20 +465,6 @@ class FaceSwapper:
         if not (self.options.debug_ghost_landmarks and face.landmarks is not None):
             return face.face
         return draw_landmark_indices(face.face, face.landmarks)
-
-
-def check_face_index(faces: list, face_index: int, role: str, threshold: float) -> None:
-    """NoFaceFoundError when ``faces`` is empty, FaceIndexError when ``face_index`` is past its end."""
-    if not faces:
-        raise NoFaceFoundError(
-            f"no face found in the {role} image (detection threshold {threshold}); "
-            "try a lower --detection_threshold or another picture"
-        )
-    if not 0 <= face_index < len(faces):
-        raise FaceIndexError(
-            f"{role} face index {face_index} is out of range: {len(faces)} face(s) found in the {role} image "
-            f"(valid indices 0 to {len(faces) - 1})"
-        )
 
 
 def draw_landmark_indices(face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
