@@ -1,8 +1,8 @@
 """Fixtures of the browser tests: the page served in-process on stand-in weights, and headless Chromium.
 
 The browser is Debian's chromium (/usr/bin/chromium, which .ci/run installs) driven by Playwright for Python;
-Playwright never downloads a browser of its own. Outside CI a machine without it skips these tests with that
-reason; under CI=true a missing browser or package fails them.
+Playwright never downloads a browser of its own. Outside CI a machine without it (or without Gradio or Playwright)
+skips these tests, saying what to install; under CI=true a missing browser or package fails them.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ MAX_UPLOAD_MB = 1.0  # above the example photos (under 0.8 MB)
 BROWSER_TIMEOUT_MS = 240_000  # model loading and a CPU swap on 2 shared cores
 
 
-def missing(what: str) -> None:
-    """Skip for ``what`` outside CI; fail under CI=true, where .ci/run provides it."""
+def missing(what: str, install: str) -> None:
+    """Skip for ``what`` outside CI; fail under CI=true, where the test command must provide it."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing (.ci/run installs it)")
-    pytest.skip(f"{what} is missing: install chromium (apt-get) and requirements-test.txt to run the browser tests")
+        pytest.fail(f"{what} is missing under CI=true; install it with: {install}")
+    pytest.skip(f"{what} is missing (install it with: {install}) to run the browser tests")
 
 
 def free_port() -> int:
@@ -51,7 +51,7 @@ def gradio_available() -> None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        missing("the gradio package")
+        missing("the gradio package", "python -m pip install --no-deps -r requirements-webui.txt")
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +82,11 @@ def served_page(gradio_available: None, page_options: SwapOptions) -> Iterator:
 def chromium() -> Iterator:
     """Headless Debian chromium under Playwright."""
     if not CHROMIUM.exists():
-        missing(f"the browser {CHROMIUM}")
+        missing(f"the browser {CHROMIUM}", "apt-get install chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        missing("the playwright package")
+        missing("the playwright package", "python -m pip install -r requirements-test.txt")
     with sync_playwright() as playwright:
         # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
