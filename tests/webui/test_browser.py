@@ -17,7 +17,12 @@ import pytest
 
 from tests.cli.conftest import NO_FACE_THRESHOLD
 from tests.video_clips import compose, face_crop, write_clip
-from tests.webui.conftest import FACES_SHOWN, MAX_UPLOAD_MB, MAX_VIDEO_SECONDS, free_port
+from tests.webui.conftest import (
+    FACES_SHOWN,
+    MAX_UPLOAD_MB,
+    MAX_VIDEO_SECONDS,
+    free_port,
+)
 
 TARGET_SIZE = (192, 256)  # width, height: not square, so a transposed or resized result shows
 CLIP_SIZE, CLIP_FRAMES, CLIP_FPS = (128, 96), 3, 10
