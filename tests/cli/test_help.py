@@ -9,7 +9,7 @@ import pytest
 import utils.cli
 
 SCRIPTS = ("inference", "demo", "align", "convert", "embedding_distance", "train", "preprocess_laion",
-           "preprocess_lagenda", "download_weights")
+           "preprocess_lagenda", "download_weights", "webui")
 
 
 def parser_of(script: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[
@@ -43,7 +43,8 @@ def test_every_flag_has_a_help_text(script: str, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize(
-    "script", ["inference", "demo", "align", "embedding_distance", "train", "preprocess_laion", "preprocess_lagenda"]
+    "script", ["inference", "demo", "align", "embedding_distance", "train", "preprocess_laion", "preprocess_lagenda",
+               "webui"]
 )
 def test_model_clis_take_device_and_weights_dir(script: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     parser, _ = parser_of(script, monkeypatch, capsys)

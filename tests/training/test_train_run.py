@@ -33,7 +33,8 @@ import train
 from models.registry import CHECKPOINTS, MANIFEST_DIR, load_model
 from network.aeinet import AEINet
 from network.discriminator import MultiscaleDiscriminator
-from tests.cli.conftest import STANDIN_THRESHOLD, relabelled_nsfw_model
+from tests.cli.conftest import STANDIN_THRESHOLD
+from tests.conftest import relabelled_nsfw_model
 from tests.training.conftest import standin_flags, standin_paths, write_identity_dataset
 from utils.training.config import TrainingConfig
 from utils.training.run import train as run_training

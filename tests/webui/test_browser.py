@@ -1,0 +1,172 @@
+"""The page end to end in headless Chromium, on stand-in weights: upload, pick a face, swap, see the result.
+
+Stand-in weights make the pictures meaningless, so the tests check what holds for any weights: the faces
+offered are numbered, the result has the target's size and differs from it, refusals are messages in the page,
+the page asks nothing of the network, and the server listens on 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.cli.conftest import NO_FACE_THRESHOLD
+from tests.video_clips import compose, face_crop, write_clip
+from tests.webui.conftest import (
+    FACES_SHOWN,
+    MAX_UPLOAD_MB,
+    MAX_VIDEO_SECONDS,
+    free_port,
+)
+
+TARGET_SIZE = (192, 256)  # width, height: not square, so a transposed or resized result shows
+CLIP_SIZE, CLIP_FRAMES, CLIP_FPS = (128, 96), 3, 10
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, example_images: dict[str, Path]) -> dict[str, Path]:
+    """The astronaut (source), a portrait crop of the cameraman (target), and a text file named like a photo."""
+    folder = tmp_path_factory.mktemp("webui_photos")
+    cameraman = cv2.imread(str(example_images["cameraman"]), cv2.IMREAD_UNCHANGED)
+    target = folder / "cameraman_portrait.png"
+    cv2.imwrite(str(target), cv2.resize(cameraman[:, 64:448], TARGET_SIZE, interpolation=cv2.INTER_AREA))
+    not_a_photo = folder / "notes.png"
+    not_a_photo.write_text("these are notes, not a picture\n")
+    face = face_crop(example_images["astronaut"], 48)
+    frames = [compose(CLIP_SIZE, [(face, (8 + 8 * index, 16))]) for index in range(CLIP_FRAMES)]
+    clip = write_clip(folder / "clip.mp4", frames, fps=CLIP_FPS)
+    long_clip = write_clip(folder / "long_clip.mp4", frames[:1] * round(MAX_VIDEO_SECONDS * CLIP_FPS + 2),
+                           fps=CLIP_FPS, audio_codec=None)
+    return {"source": example_images["astronaut"], "target": target, "text": not_a_photo, "clip": clip,
+            "long_clip": long_clip}
+
+
+def upload(tab, component: str, *paths: Path) -> None:
+    tab.locator(f"#{component} input[type=file]").set_input_files([str(path) for path in paths])
+
+
+def natural_size(image) -> tuple[int, int]:
+    return tuple(image.evaluate("element => [element.naturalWidth, element.naturalHeight]"))
+
+
+def test_swap_a_picked_face(browser_page, photos: dict[str, Path], served_page, artifacts_dir: Path) -> None:
+    tab = browser_page
+    upload(tab, "source_files", photos["source"])
+    upload(tab, "target_file", photos["target"])
+    source_faces = tab.locator("#source_faces button img")
+    target_faces = tab.locator("#target_faces button img")
+    source_faces.nth(FACES_SHOWN - 1).wait_for()
+    target_faces.nth(FACES_SHOWN - 1).wait_for()
+    assert source_faces.count() == target_faces.count() == FACES_SHOWN
+    captions = [target_faces.nth(position).get_attribute("alt") for position in range(FACES_SHOWN)]
+    indices = [int(re.fullmatch(r"face (\d+)", caption).group(1)) for caption in captions]
+    assert indices == sorted(indices) and len(set(indices)) == FACES_SHOWN  # CLI order, left to right
+
+    # Clicks toggle faces: add face indices[1] to the start-up face 0, then take face 0 out again.
+    target_faces.nth(1).click()
+    selection = tab.locator("#selection")
+    selection.get_by_text(f"target face 0, {indices[1]}").wait_for()
+    target_faces.nth(0).click()
+    selection.get_by_text(re.compile(rf"target face {indices[1]}$")).wait_for()
+    tab.locator("#swap").click()
+    result = tab.locator("#result_image img")
+    result.wait_for()
+    tab.wait_for_function("element => element.complete && element.naturalWidth > 0", arg=result.element_handle())
+    assert natural_size(result) == TARGET_SIZE
+    assert tab.locator("#before_after img").count() == 2
+    download = tab.locator("#result_file a").first.get_attribute("href")
+    assert download.endswith("/cameraman_portrait_swapped.png")
+    swapped = cv2.imdecode(np.frombuffer(tab.request.get(download).body(), np.uint8), cv2.IMREAD_COLOR)
+    target = cv2.imread(str(photos["target"]), cv2.IMREAD_COLOR)
+    assert swapped.shape == target.shape and not np.array_equal(swapped, target)
+    tab.locator("#result_info").get_by_text("1 face(s) swapped").wait_for()
+    tab.screenshot(path=str(artifacts_dir / "webui_after_swap.png"), full_page=True)
+
+    # Everything the page loaded came from the page's own server (no CDN fonts or scripts).
+    hosts = {urlparse(url).hostname for url in tab.requested if url.startswith("http")}
+    assert hosts == {"127.0.0.1"}
+
+
+def test_text_file_as_image_is_a_message(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    upload(tab, "target_file", photos["text"])
+    message = tab.get_by_text(re.compile(r"cannot read image .*notes\.png"))
+    message.wait_for()
+    assert "Traceback" not in tab.content()
+
+
+def set_option(tab, name: str, value: str) -> None:
+    """Type ``value`` into the advanced panel's widget for option ``name`` (the panel is opened first)."""
+    widget = tab.locator(f"#option_{name}").locator("input, textarea").first
+    if not widget.is_visible():
+        tab.locator("#advanced").get_by_text("Advanced").click()
+    widget.fill(value)
+
+
+def test_no_face_at_the_panels_threshold_is_a_message(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    set_option(tab, "detection_threshold", str(NO_FACE_THRESHOLD))
+    upload(tab, "target_file", photos["target"])
+    tab.get_by_text(f"no face found in the target cameraman_portrait.png (detection threshold "
+                    f"{NO_FACE_THRESHOLD})").wait_for()
+
+
+def test_nsfw_verdict_is_a_message(browser_page, photos: dict[str, Path], nsfw_nsfw_model: Path) -> None:
+    tab = browser_page
+    set_option(tab, "nsfw_model", str(nsfw_nsfw_model))
+    upload(tab, "source_files", photos["source"])
+    upload(tab, "target_file", photos["target"])
+    tab.locator("#target_faces button img").first.wait_for()
+    tab.locator("#swap").click()
+    tab.get_by_text(re.compile(r"classified as NSFW; nothing was written")).wait_for()
+    assert tab.locator("#result_image img").count() == 0
+
+
+def test_upload_over_the_limit_is_a_message(browser_page, tmp_path: Path) -> None:
+    tab = browser_page
+    big = tmp_path / "big.png"
+    big.write_bytes(bytes(int(MAX_UPLOAD_MB * 1024 * 1024) + 1))
+    upload(tab, "target_file", big)
+    tab.get_by_text(re.compile(r"exceed the maximum allowed size.*big\.png")).wait_for()
+
+
+def test_video_renders_and_plays(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    upload(tab, "source_files", photos["source"])
+    upload(tab, "target_file", photos["clip"])
+    tab.locator("#target_faces button img").nth(FACES_SHOWN - 1).wait_for()
+    tab.locator("#swap").click()
+    video = tab.locator("#result_video video")
+    video.wait_for()
+    duration = tab.wait_for_function("element => element.readyState >= 1 && element.duration > 0 && element.duration",
+                                     arg=video.element_handle()).json_value()
+    assert abs(duration - CLIP_FRAMES / CLIP_FPS) < 0.1
+    tab.locator("#result_info").get_by_text(f"in {CLIP_FRAMES} of {CLIP_FRAMES} frame(s)").wait_for()
+    assert tab.locator("#result_file a").first.get_attribute("href").endswith("/clip_swapped.mp4")
+
+
+def test_video_over_the_limit_is_a_message(browser_page, photos: dict[str, Path]) -> None:
+    tab = browser_page
+    upload(tab, "target_file", photos["long_clip"])
+    tab.get_by_text(re.compile(r"long_clip\.mp4 lasts .* longer than this page's limit")).wait_for()
+
+
+def test_serves_on_localhost_only_and_cleans_up(gradio_available: None, page_options) -> None:
+    from utils.webui.app import WebUI
+    from utils.webui.settings import WebUISettings
+
+    port = free_port()
+    with WebUI(page_options, WebUISettings(port=port)) as page:
+        assert urlparse(page.url).hostname == "127.0.0.1"
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        # Any other address of this machine (127.0.0.2 reaches it too, on Linux) is refused.
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.2", port), timeout=5).close()
+        folder = page.workspace.root
+        assert folder.is_dir()
+    assert not folder.exists()
