@@ -4,10 +4,13 @@
 
 Detection is the full ``FaceDetector.detect`` call on a 4000x3000 BGR photo-sized image (resize to the
 long side, network, decoding, threshold 0.97, NMS); the others time one no-grad float32 forward at the
-size the pipeline uses. Weights are PyTorch's random initialisation: network speed does not depend on
-their values. Untrained detector heads would, however, pass thousands of junk priors to NMS, which real
-weights never do on a photo; the benchmark therefore sets the face-class logits of the detector heads to
-"background" so that the detect time is that of a photo with few faces.
+size the pipeline uses. On CUDA every forward (and the bare RetinaFace network at 1280) is also timed
+under float16 autocast, with its largest deviation from the float32 output relative to the float32
+output's largest magnitude (with random weights: an indication; real weights decide). Weights are
+PyTorch's random initialisation: network speed does not depend on their values. Untrained detector heads
+would, however, pass thousands of junk priors to NMS, which real weights never do on a photo; the
+benchmark therefore sets the face-class logits of the detector heads to "background" so that the detect
+time is that of a photo with few faces.
 """
 from __future__ import annotations
 
@@ -25,10 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from bench.network import fp16_deviation
 from models.registry import build_module
 from models.retinaface import FaceDetector
 from utils.cli import make_parser, run_cli
-from utils.device import resolve_device
+from utils.device import autocast, resolve_device
 
 PARTS = ("detect", "fan", "gfpgan", "bisenet")
 DETECTION_LONG_SIDES = (640, 1280)
@@ -94,11 +98,18 @@ def run_benchmark(parts: Sequence[str], repeats: int, device_name: str, threads:
         "bisenet": [("BiSeNet forward 1x3x256x256 (inference)", "bisenet", 256),
                     ("BiSeNet forward 1x3x512x512", "bisenet", 512)],
     }
+    if device.type == "cuda" and "detect" in parts:
+        forwards["detect"] = [("RetinaFace forward 1x3x1280x1280", "retinaface", 1280)]
     for part in parts:
         for label, name, size in forwards.get(part, []):
             network = _network(name, device)
             x = torch.rand(1, 3, size, size, device=device)
             yield _line(label, time_call(lambda: network(x), device, repeats))
+            if device.type == "cuda":
+                with autocast(device, True):
+                    timings = time_call(lambda: network(x), device, repeats)
+                deviation = fp16_deviation(lambda: network(x))
+                yield f"{_line(label + ' fp16', timings)}   fp16 vs fp32 {deviation:.1e} of max"
 
 
 def main(argv: list[str] | None = None) -> int:

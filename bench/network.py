@@ -3,7 +3,7 @@
 ``python -m bench.network [--batch_sizes 1 16] [--repeats 1] [--backbone unet] [--num_blocks 2]``
 
 CPU runs in float32; where CUDA is available the generator is also timed on the GPU in float32 and with
-float16 autocast. Weights are PyTorch's random initialisation (speed does not depend on their values).
+float16 autocast, and the fp16 output's largest deviation from the fp32 one is printed. Weights are PyTorch's random initialisation (speed does not depend on their values).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -117,6 +117,21 @@ def time_forward(
     return ForwardTiming(device.type, "fp16" if fp16 else "fp32", batch_size, seconds, peak, kind)
 
 
+def _first_tensor(output: object) -> torch.Tensor:
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    return output
+
+
+def fp16_deviation(call: Callable[[], object]) -> float:
+    """max |fp16 autocast output − float32 output| / max |float32 output| of ``call`` (a CUDA forward)."""
+    with torch.no_grad():
+        reference = _first_tensor(call()).float()
+        with autocast(torch.device("cuda"), True):
+            half = _first_tensor(call()).float()
+    return float((half - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
+
+
 def count_parameters(module: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
@@ -153,6 +168,11 @@ def run_benchmark(
             time_forward(generator, device, 1, fp16, 1)  # warm-up: first-call allocations and kernel selection
         for batch_size in batch_sizes:
             yield time_forward(generator, device, batch_size, fp16, repeats).line()
+        if fp16:
+            target = torch.rand(1, 3, IMAGE_SIZE, IMAGE_SIZE, device=device) * 2 - 1
+            identity = F.normalize(torch.randn(1, generator.c_id, device=device), dim=1)
+            deviation = fp16_deviation(lambda: generator(target, identity))
+            yield f"cuda  fp16 swapped face vs fp32: max deviation {deviation:.1e} of the fp32 output's max"
 
 
 def main(argv: list[str] | None = None) -> int:
