@@ -22,6 +22,8 @@ import torch
 
 import preprocess_laion
 import preprocess_lagenda
+from models.fan_landmarks import LandmarkDetector
+from models.retinaface import DetectedFace, FaceDetector
 from tests.cli.conftest import snapshot
 from utils.preprocessing import model_loading, pipeline, runner
 from utils.preprocessing.options import PreprocessOptions
@@ -310,3 +312,78 @@ def test_partition_covers_everything_once() -> None:
     shares = [runner.partition(items, 3, index) for index in range(3)]
     assert sorted(sum(shares, [])) == items
     assert not set(shares[0]) & set(shares[1])
+
+
+PLANTED_FACE_KEYPOINTS = np.array([[100, 110], [160, 110], [130, 140], [105, 170], [155, 170]], np.float32)
+
+
+def planted_face(box: list[float], score: float = 0.99) -> DetectedFace:
+    return DetectedFace(np.asarray(box, np.float32), PLANTED_FACE_KEYPOINTS.copy(), score)
+
+
+def test_one_bad_image_never_stops_the_run(tmp_path: Path, standin_weights: Path, monkeypatch, caplog) -> None:
+    """An absurd detection is dropped before any crop; a MemoryError in a model skips only its image."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    pictures = photos()
+    for name, picture in (("absurd", "astronaut"), ("oom", "coffee"), ("good", "cameraman")):
+        cv2.imwrite(str(folder / f"{name}.png"), pictures[picture])
+    (folder / "corrupt.png").write_bytes(b"\x89PNG not really")
+    absurd_shape, oom_shape = pictures["astronaut"].shape, pictures["coffee"].shape
+    # The box of the original report: FAN's crop around it asked numpy for 323 GiB.
+    huge = planted_face([10, 20, 96_000, 236_000], score=1.0)
+    first_pass = {absurd_shape: [huge, planted_face([60, 60, 200, 200])],
+                  oom_shape: [planted_face([60, 60, 200, 200]), planted_face([40, 50, 220, 230], 0.98)],
+                  pictures["cameraman"].shape: [planted_face([60, 60, 200, 200])]}
+    real_detect_batch = FaceDetector.detect_batch
+
+    def detect_batch(self, images, bgr=True, in_score_order=False):
+        # Planted faces in the photos; the real (stand-in) detector on the 512 px face crops.
+        real = real_detect_batch(self, [image for image in images if image.shape not in first_pass], bgr,
+                                 in_score_order)
+        return [first_pass[image.shape] if image.shape in first_pass else real.pop(0) for image in images]
+
+    landmark_boxes = []
+    real_get_landmarks = LandmarkDetector.get_landmarks
+
+    def get_landmarks(self, image_bgr, box):
+        landmark_boxes.append(np.asarray(box))
+        if image_bgr.shape == oom_shape and len([b for b in landmark_boxes if b[2] == 220]) == 1:
+            raise MemoryError("Unable to allocate 323. GiB for an array (planted)")
+        return real_get_landmarks(self, image_bgr, box)
+
+    monkeypatch.setattr(FaceDetector, "detect_batch", detect_batch)
+    monkeypatch.setattr(LandmarkDetector, "get_landmarks", get_landmarks)
+    out = tmp_path / "out"
+    argv = lagenda_args(folder, out, standin_weights, "--number_of_variants_per_face", "0", "--no-filter_valid_faces",
+                        "--render_batch_size", "1", "--max_faces_per_image", "2")
+    with caplog.at_level("INFO"):
+        assert preprocess_lagenda.main(argv) == 0
+    # The oom photo's first face was written before its second face failed: the image leaves no file.
+    assert sorted(images_under(out / "faces")) == ["absurd_00/0.jpg", "good_00/0.jpg"]
+    assert sorted(path.name for path in (out / "faces").iterdir()) == [".done", "absurd_00", "good_00"]
+    assert not any(box[2] == 96_000 for box in landmark_boxes)  # the absurd box never reached a crop
+    assert "skipping oom.png (out_of_memory): MemoryError: Unable to allocate 323. GiB" in caplog.text
+    assert "skipping corrupt.png (unreadable_image)" in caplog.text
+    assert "images read: 4 (already done: 0, failed: 2)" in caplog.text
+    assert "images failed by reason: out_of_memory: 1, unreadable_image: 1" in caplog.text
+    assert "faces kept: 2; rejected: box_far_larger_than_image: 1" in caplog.text
+    # The failed images are marked done (with their reason); a rerun redoes nothing.
+    assert "failed (out_of_memory)" in (out / "faces" / ".done" / "oom.done").read_text()
+
+
+def test_scikit_image_photos_at_native_size_complete(tmp_path: Path, standin_weights: Path, caplog) -> None:
+    """A cheaper version of the issue's run: the three photos, stand-in weights, the original's threshold."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("astronaut", "coffee", "rocket"):
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(getattr(skimage.data, name)(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    argv = ["--lagenda_base_dir", str(folder), "--weights_dir", str(standin_weights), "--device", "cpu",
+            "--output_dir_resized", str(out / "faces"), "--number_of_variants_per_face", "0", "--no-filter_valid_faces",
+            "--min_original_face_size", "256", "--max_faces_per_image", "1", "--render_batch_size", "1"]
+    with caplog.at_level("INFO"):
+        assert preprocess_lagenda.main(argv) == 0
+    assert "images read: 3 (already done: 0, failed: 0)" in caplog.text
+    assert "box_far_larger_than_image" in caplog.text  # the stand-in's absurd boxes were met, and dropped
+    assert images_under(out / "faces")

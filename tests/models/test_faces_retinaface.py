@@ -185,3 +185,64 @@ def test_real_network_returns_no_face_when_nothing_passes_the_threshold(standin_
     image = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     assert detector.detect(image) == []
     assert detector.detect_batch([image, image]) == [[], []]
+
+
+def _iou_plus_one(first: np.ndarray, second: np.ndarray) -> float:
+    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]) + 1)
+    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]) + 1)
+    areas = [(box[2] - box[0] + 1) * (box[3] - box[1] + 1) for box in (first, second)]
+    return width * height / (sum(areas) - width * height)
+
+
+def _greedy_nms(boxes: np.ndarray, visit: np.ndarray) -> list[int]:
+    kept: list[int] = []
+    for index in visit:
+        if all(_iou_plus_one(boxes[index], boxes[other]) <= 0.4 for other in kept):
+            kept.append(int(index))
+    return kept
+
+
+def test_tied_scores_are_visited_in_the_reference_order_sorted_twice() -> None:
+    # A chain of boxes, each overlapping the next (IoU 0.6) and not the one after, all scoring exactly 1.0 as
+    # saturated faces do. The reference sorts the candidates (numpy argsort reversed), then its NMS sorts the
+    # sorted scores again the same way, which reorders ties; which boxes survive depends on that order.
+    count = 12
+    boxes = np.array([[index * 10, 0, index * 10 + 39, 39] for index in range(count)], np.float32)
+    scores = np.ones(count, np.float32)
+    first = np.argsort(scores)[::-1]
+    visit = first[np.argsort(scores[first])[::-1]]
+    expected = boxes[_greedy_nms(boxes, visit)]
+    assert not np.array_equal(expected, boxes[_greedy_nms(boxes, first)])  # sorting once keeps other boxes
+    faces = select_faces(_decoded(boxes.tolist(), scores.tolist()), threshold=0.5)
+    np.testing.assert_array_equal(np.stack([face.box for face in faces]), expected)
+
+
+def test_mixed_ties_keep_the_reference_boxes_and_score_order() -> None:
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 200, (300, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(20, 60, (300, 2))], axis=1).astype(np.float32)
+    scores = np.where(rng.random(300) < 0.8, 1.0, rng.choice([0.99, 0.995], 300)).astype(np.float32)
+    first = np.argsort(scores)[::-1]
+    visit = first[np.argsort(scores[first])[::-1]]
+    kept = _greedy_nms(boxes, visit)
+    expected = [kept[i] for i in sorted(range(len(kept)), key=lambda i: -scores[kept[i]])]  # stable
+    faces = select_faces(_decoded(boxes.tolist(), scores.tolist()), threshold=0.5)
+    np.testing.assert_array_equal(np.stack([face.box for face in faces]), boxes[expected])
+    assert [face.score for face in faces] == scores[expected].tolist()
+
+
+def test_without_upscale_small_images_keep_their_size_and_large_ones_shrink() -> None:
+    image = np.zeros((30, 40, 3), np.uint8)
+    assert preprocess(image[None], max_size=80, upscale=False)[0].shape == (1, 3, 30, 40)
+    x, factor = preprocess(image[None], max_size=20, upscale=False)
+    assert factor == 0.5 and x.shape == (1, 3, 15, 20)
+
+
+def test_with_sizing_shares_the_network() -> None:
+    network = PlantedNetwork(_prior_at(8, 0, 2, 3))
+    detector = FaceDetector(network, "cpu", threshold=0.9, max_size=1280)
+    native = detector.with_sizing(None)
+    assert native.model is network and native.threshold == 0.9 and native.max_size is None
+    native.detect(np.zeros((64, 48, 3), np.uint8))
+    detector.detect(np.zeros((64, 48, 3), np.uint8))
+    assert network.input_sizes == [(64, 48), (1280, 960)]

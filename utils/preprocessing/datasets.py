@@ -34,8 +34,14 @@ def decode_image(data: bytes, source: str) -> np.ndarray:
     return to_bgr_uint8(decoded, source)
 
 
-def preprocess_lagenda(lagenda_base_dir: str | Path, options: PreprocessOptions, models: PreprocessModels) -> Summary:
-    """Process every image file of a folder (flat, sorted; this worker's share); the id is the file stem."""
+ModelLoader = Callable[[], PreprocessModels]
+
+
+def preprocess_lagenda(lagenda_base_dir: str | Path, options: PreprocessOptions, load: ModelLoader) -> Summary:
+    """Process every image file of a folder (flat, sorted; this worker's share); the id is the file stem.
+
+    The models come from ``load()``, called once the folder has been listed (a wrong folder costs no loading).
+    """
     folder = Path(lagenda_base_dir)
     if not folder.is_dir():
         state = "is a file, not a folder" if folder.exists() else "does not exist"
@@ -47,12 +53,15 @@ def preprocess_lagenda(lagenda_base_dir: str | Path, options: PreprocessOptions,
     def source(path: Path) -> SourceImage:
         return SourceImage(path.name, "", path.stem, lambda: read_image(path))
 
-    return run((source(path) for path in mine), ImageProcessor(models, options), total=len(mine))
+    return run((source(path) for path in mine), ImageProcessor(load(), options), total=len(mine))
 
 
 def preprocess_laion(laion_face_base_dir: str | Path, part_indices: Sequence[int], options: PreprocessOptions,
-                     models: PreprocessModels) -> Summary:
-    """Process the shards of the requested splits (this worker's share of the sorted shard list)."""
+                     load: ModelLoader) -> Summary:
+    """Process the shards of the requested splits (this worker's share of the sorted shard list).
+
+    The models come from ``load()``, called once the splits have been listed.
+    """
     from utils.preprocessing.laion_shards import (
         iter_samples,
         list_shards,
@@ -62,7 +71,7 @@ def preprocess_laion(laion_face_base_dir: str | Path, part_indices: Sequence[int
     shards = list_shards(laion_face_base_dir, part_indices)
     mine = partition(shards, options.num_workers_total, options.worker_index)
     logger.info("%d shards, %d for %s", len(shards), len(mine), describe_run(options))
-    processor = ImageProcessor(models, options)
+    processor = ImageProcessor(load(), options)
     summary = Summary()
     for shard in mine:
         subdir = f"{shard.split}/{shard.name}"
@@ -89,9 +98,9 @@ def preprocess_laion(laion_face_base_dir: str | Path, part_indices: Sequence[int
     return summary
 
 
-def run_preprocessing(dataset: Callable[[PreprocessOptions, PreprocessModels], Summary], options: PreprocessOptions,
+def run_preprocessing(dataset: Callable[[PreprocessOptions, ModelLoader], Summary], options: PreprocessOptions,
                       paths: dict[str, str | None], device: str, weights_dir: str | Path | None) -> Summary:
-    """Load the models the (checked) options need, then run ``dataset`` with them.
+    """Check the output folders, then run ``dataset``, which loads the models the (checked) options need.
 
     ``paths`` maps registry checkpoint names to explicit files (None: the registry's file under ``weights_dir``).
     """
@@ -101,5 +110,4 @@ def run_preprocessing(dataset: Callable[[PreprocessOptions, PreprocessModels], S
 
     for folder in options.output_folders():  # before minutes of model loading, and before writing anything
         check_output_folder(folder)
-    models = load_models(options, resolve_device(device), weights_dir, paths)
-    return dataset(options, models)
+    return dataset(options, lambda: load_models(options, resolve_device(device), weights_dir, paths))
