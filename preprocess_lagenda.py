@@ -6,40 +6,18 @@ Examples:
 """
 from __future__ import annotations
 
-import logging
 import sys
-from argparse import ArgumentParser
 from functools import partial
 
-from utils.cli import configure_logging, make_parser, run_cli
-
-logger = logging.getLogger("ghostv2")
-
-
-def build_parser() -> ArgumentParser:
-    from utils.preprocessing.preprocess_arguments import add_lagenda_arguments
-
-    parser = make_parser("preprocess_lagenda.py", __doc__.strip())
-    add_lagenda_arguments(parser)
-    return parser
+from utils.cli import make_parser
+from utils.preprocessing.datasets import preprocess_lagenda
+from utils.preprocessing.preprocess_arguments import add_lagenda_arguments, run_preprocess_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
-
-    def body() -> int:
-        from utils.preprocessing.datasets import preprocess_lagenda, run_preprocessing
-        from utils.preprocessing.preprocess_arguments import options_from_args
-
-        options, paths = options_from_args(args)
-        dataset = partial(preprocess_lagenda, args.lagenda_base_dir)
-        summary = run_preprocessing(dataset, options, paths, args.device, args.weights_dir)
-        for line in summary.lines():
-            logger.info(line)
-        return 0
-
-    return run_cli(body)
+    parser = make_parser("preprocess_lagenda.py", __doc__.strip())
+    add_lagenda_arguments(parser)
+    return run_preprocess_cli(parser, argv, lambda args: partial(preprocess_lagenda, args.lagenda_base_dir))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ import torch
 
 from bench.faces import _line, _network, _quiet_detector_heads, time_call
 from models.retinaface import DEFAULT_MAX_SIZE, DetectedFace, FaceDetector, RetinaFace
-from utils.cli import make_parser, run_cli
+from bench.common import print_figures
+from utils.cli import make_parser
 from utils.device import resolve_device
 
 KIT_VECTORS = {"retinaface_detect": "image_bgr", "retinaface_detect_batch": "image_rgb_"}
@@ -112,11 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kit", type=Path, default=default_kit(), help="conformance kit folder")
     args = parser.parse_args(argv)
 
-    def body() -> None:
-        for line in run_benchmark(args.repeats, args.device, args.threads, args.limit, args.kit_limit, args.kit):
-            print(line, flush=True)
-
-    return run_cli(body)
+    return print_figures(lambda: run_benchmark(args.repeats, args.device, args.threads, args.limit, args.kit_limit, args.kit))
 
 
 if __name__ == "__main__":

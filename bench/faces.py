@@ -31,7 +31,8 @@ import torch
 from bench.network import fp16_deviation
 from models.registry import build_module
 from models.retinaface import FaceDetector
-from utils.cli import make_parser, run_cli
+from bench.common import print_figures
+from utils.cli import make_parser
 from utils.device import autocast, resolve_device
 
 PARTS = ("detect", "fan", "gfpgan", "bisenet")
@@ -120,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's choice]")
     args = parser.parse_args(argv)
 
-    def body() -> None:
-        for line in run_benchmark(args.only, args.repeats, args.device, args.threads):
-            print(line, flush=True)
-
-    return run_cli(body)
+    return print_figures(lambda: run_benchmark(args.only, args.repeats, args.device, args.threads))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import add_bench_arguments  # noqa: E402
 from tests.conformance.runner import default_kit  # noqa: E402
 from utils.cli import add_bool, make_parser  # noqa: E402
 from utils.image import read_image, write_image  # noqa: E402
@@ -66,11 +67,7 @@ def report(title: str, timings: dict[str, float], wall: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser("bench/inference.py", __doc__)
-    parser.add_argument("--weights_dir", default=None,
-                        help="folder of (stand-in) weights [default: $GHOSTV2_WEIGHTS_DIR, else weights/]")
-    parser.add_argument("--kit", type=Path, default=None, help="conformance kit (tiny NSFW and SDXL models)")
-    parser.add_argument("--device", default="cpu", help="compute device")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    add_bench_arguments(parser, kit_use="tiny NSFW and SDXL models")
     parser.add_argument("--paste_back_mode", choices=PASTE_BACK_MODES, default="ghost", help="paste-back mode")
     parser.add_argument("--face_embeddings", choices=tuple(EMBEDDING_PATH_FIELDS), default="cvl_vit",
                         help="embedding model")

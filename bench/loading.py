@@ -25,11 +25,12 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from bench.common import add_bench_arguments, print_figures
 from bench.network import MIB, _resident_bytes
 from bench.train_step import process_peak_mib
 from models import registry
 from utils.checkpoint import load_into_module, read_state_dict
-from utils.cli import make_parser, run_cli
+from utils.cli import make_parser
 
 DEFAULT_SWAP_MODELS = ("retinaface", "cvl_vit", "ghostv2_generator", "face_alignment", "gfpgan_v1_4")
 METHODS = ("meta", "init+copy")
@@ -93,20 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser("python -m bench.loading", __doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=sorted(registry.CHECKPOINTS), default=list(DEFAULT_SWAP_MODELS),
                         help="checkpoints to load [default: the networks of the default swap]")
-    parser.add_argument("--weights_dir", default=None,
-                        help="folder of (stand-in) weights [default: $GHOSTV2_WEIGHTS_DIR, else weights/]")
+    add_bench_arguments(parser)
     parser.add_argument("--repeats", type=int, default=2, help="fresh processes per model and method")
-    parser.add_argument("--device", default="cpu", help="device the models are moved to")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be positive")
 
-    def body() -> None:
-        for line in run_benchmark(args.models, args.repeats, args.weights_dir, args.device, args.threads):
-            print(line, flush=True)
-
-    return run_cli(body)
+    return print_figures(lambda: run_benchmark(args.models, args.repeats, args.weights_dir, args.device, args.threads))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import torch
 
 from models.embeddings import FACE_EMBEDDING_NAMES, FaceEmbedder
 from models.registry import build_module
-from utils.cli import make_parser, run_cli
+from bench.common import print_figures
+from utils.cli import make_parser
 from utils.device import resolve_device
 
 ALIGNER = "cvlface_aligner"
@@ -99,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or min(args.batch_sizes) < 1:
         parser.error("--repeats and --batch_sizes must be positive")
 
-    def body() -> None:
-        for line in run_benchmark(args.models, args.batch_sizes, args.repeats, args.device, args.threads):
-            print(line, flush=True)
-
-    return run_cli(body)
+    return print_figures(lambda: run_benchmark(args.models, args.batch_sizes, args.repeats, args.device, args.threads))
 
 
 if __name__ == "__main__":

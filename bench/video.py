@@ -23,6 +23,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import add_bench_arguments  # noqa: E402
 from bench.inference import peak_rss_mib, tiny_normal_nsfw_model  # noqa: E402
 from tests.conformance.runner import default_kit  # noqa: E402
 from tests.video_clips import compose, face_crop, write_clip  # noqa: E402
@@ -78,11 +79,7 @@ def print_clip(seconds: float, result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser("bench/video.py", __doc__)
-    parser.add_argument("--weights_dir", default=None,
-                        help="folder of (stand-in) weights [default: $GHOSTV2_WEIGHTS_DIR, else weights/]")
-    parser.add_argument("--kit", type=Path, default=None, help="conformance kit (the tiny NSFW model)")
-    parser.add_argument("--device", default="cpu", help="compute device")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    add_bench_arguments(parser, kit_use="the tiny NSFW model")
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 20.0], help="clip lengths")
     parser.add_argument("--fps", type=int, default=2, help="clip frame rate (low: stand-in models are slow on CPU)")
     parser.add_argument("--size", type=int, nargs=2, default=[1280, 720], metavar=("WIDTH", "HEIGHT"))

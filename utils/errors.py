@@ -16,12 +16,20 @@ class WeightsNotFoundError(GhostError, FileNotFoundError):
         super().__init__(f"missing weights for {description}: {self.path} does not exist. {download_hint}")
 
 
-class CheckpointFormatError(GhostError):
-    """A checkpoint file exists but is not a readable safetensors file (truncated, pickle, ...)."""
+class PathError(GhostError):
+    """A problem with one file or folder: ``path`` names it, the message is ``<what> <path>: <reason>``."""
+
+    what = "cannot use"
 
     def __init__(self, path: Path, reason: str) -> None:
         self.path = Path(path)
-        super().__init__(f"cannot read checkpoint {self.path}: {reason}")
+        super().__init__(f"{self.what} {self.path}: {reason}")
+
+
+class CheckpointFormatError(PathError):
+    """A checkpoint file exists but is not a readable safetensors file (truncated, pickle, ...)."""
+
+    what = "cannot read checkpoint"
 
 
 class CheckpointMismatchError(GhostError):
@@ -51,20 +59,16 @@ class CheckpointMismatchError(GhostError):
         super().__init__(message + ": " + "; ".join(parts))
 
 
-class ImageReadError(GhostError):
+class ImageReadError(PathError):
     """An input image is missing, empty, or not decodable."""
 
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = Path(path)
-        super().__init__(f"cannot read image {self.path}: {reason}")
+    what = "cannot read image"
 
 
-class OutputPathError(GhostError):
+class OutputPathError(PathError):
     """An output file or folder cannot be written (under a file, a folder given as a file, no permission)."""
 
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = Path(path)
-        super().__init__(f"cannot write {self.path}: {reason}")
+    what = "cannot write"
 
 
 class NoFaceFoundError(GhostError):

@@ -157,14 +157,17 @@ def warp_region(
 
 
 def _filter_region(
-    matrix: np.ndarray, face_size: int, target_shape: tuple[int, ...], reach: int
+    matrix: np.ndarray, face_size: int, target_shape: tuple[int, ...], reach_divisor: int
 ) -> Region | None:
-    """The face region for paste-backs that erode and blur their mask (reaching ``reach`` pixels past the square).
+    """The face region for paste-backs that erode and blur their mask, reaching past the warped square by less
+    than its side / ``reach_divisor`` (plus a few pixels).
 
     Filters give the same numbers on a region as on the whole frame when the region's rim is zero beyond their
     reach plus one SIMD block, and its left edge sits on a multiple of the widest SIMD block (so that each
     pixel takes the same lane, and the same row tail at the frame's right edge).
     """
+    side = face_size / np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
+    reach = int(side // reach_divisor) + 12
     region = face_region(matrix, face_size, target_shape, margin=reach + FILTER_BLOCK)
     if region is None:
         return None
@@ -213,8 +216,7 @@ def paste_back_insightface(
 ) -> tuple[np.ndarray, None]:
     """insightface's paste-back: the warped face square, eroded and blurred by amounts relative to its size."""
     # The erosion and the blur reach less than a fifth of the face's side (plus a few pixels) past the square.
-    side = swapped_face.shape[0] / np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
-    region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach=int(side // 5) + 12)
+    region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach_divisor=5)
     if region is None:
         return target_image.copy(), None
     warped_face = warp_region(swapped_face, matrix, target_image.shape, region, borderValue=0.0)
@@ -235,8 +237,7 @@ def paste_back_facexlib_without_parser(
     target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray
 ) -> tuple[np.ndarray, None]:
     """facexlib's paste-back without a parser: the face square, eroded and blurred by 1/20 of its size."""
-    side = swapped_face.shape[0] / np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
-    region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach=int(side // 10) + 12)
+    region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach_divisor=10)
     if region is None:
         return target_image.copy(), None
     warped_face = warp_region(swapped_face, matrix, target_image.shape, region)

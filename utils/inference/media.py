@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from utils.errors import GhostError
+from utils.errors import PathError
 from utils.image import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -27,12 +27,10 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".m
 STILL_IMAGE_DEMUXERS = ("image2",)
 
 
-class MediaReadError(GhostError):
+class MediaReadError(PathError):
     """A target that is missing, unreadable, audio-only, or a video without frames."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        super().__init__(f"cannot read {self.path}: {reason}")
+    what = "cannot read"
 
 
 def _is_still_image_format(container: av.container.InputContainer) -> bool:

@@ -103,6 +103,17 @@ class FaceSwapper:
         with self._stage("load"):
             return self.models.get(key, load)
 
+    def _registered(self, name: str, path: str | None, **settings: Any) -> torch.nn.Module:
+        """The registry's checkpoint ``name`` (from ``path``, else the weights folder) built with ``settings``."""
+        weights_dir = self.options.weights_dir
+
+        def load():
+            from models.registry import load_model
+
+            return load_model(name, device=self.device, path=path, weights_dir=weights_dir, **settings)
+
+        return self._load((name, path, weights_dir, tuple(settings.items())), load)
+
     # ------------------------------------------------------------------------------------------------ models
 
     @property
@@ -154,16 +165,8 @@ class FaceSwapper:
     def generator(self) -> torch.nn.Module:
         """The AEI-Net generator from ``--G_path`` with ``--backbone/--num_blocks/--align_corners``."""
         options = self.options
-        settings = {"backbone": options.backbone, "num_blocks": options.num_blocks,
-                    "align_corners": options.align_corners}
-
-        def load():
-            from models.registry import load_model
-
-            return load_model("ghostv2_generator", device=self.device, path=options.G_path,
-                              weights_dir=options.weights_dir, **settings)
-
-        return self._load(("generator", options.G_path, options.weights_dir, tuple(settings.items())), load)
+        return self._registered("ghostv2_generator", options.G_path, backbone=options.backbone,
+                                num_blocks=options.num_blocks, align_corners=options.align_corners)
 
     @property
     def gfpgan(self) -> torch.nn.Module:
@@ -197,15 +200,7 @@ class FaceSwapper:
     @property
     def cvlface_aligner(self) -> torch.nn.Module:
         """The CVLFace DFA network of the ``cvlface`` align mode."""
-        options = self.options
-
-        def load():
-            from models.registry import load_model
-
-            return load_model("cvlface_aligner", device=self.device, path=options.cvlface_aligner_model_path,
-                              weights_dir=options.weights_dir)
-
-        return self._load(("cvlface_aligner", options.cvlface_aligner_model_path, options.weights_dir), load)
+        return self._registered("cvlface_aligner", self.options.cvlface_aligner_model_path)
 
     @property
     def nsfw_filter(self) -> NSFWFilter:

@@ -5,16 +5,23 @@ Defaults live in :class:`utils.preprocessing.options.PreprocessOptions`; this mo
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from utils.align import ALIGN_MODES
 from utils.cli import (
     add_device_arguments,
     add_option_arguments,
     add_weight_path,
+    configure_logging,
     options_from_arguments,
+    run_cli,
 )
 from utils.preprocessing.options import PreprocessOptions
+
+logger = logging.getLogger("ghostv2")
 
 # flag -> (registry checkpoint, help)
 MODEL_FLAGS = {
@@ -104,3 +111,27 @@ def options_from_args(args: argparse.Namespace) -> tuple[PreprocessOptions, dict
     options.check()
     paths = {checkpoint: getattr(args, flag) for flag, (checkpoint, _) in MODEL_FLAGS.items()}
     return options, paths
+
+
+def run_preprocess_cli(
+    parser: argparse.ArgumentParser, argv: list[str] | None,
+    dataset: Callable[[argparse.Namespace], Callable[[PreprocessOptions, Any], Any]],
+) -> int:
+    """What both preprocessing scripts do: parse ``argv``, load the models, run ``dataset(args)``, log the summary.
+
+    ``dataset(args)`` returns the dataset walker (utils.preprocessing.datasets) with its own flags bound; errors
+    become one line and exit code 1 (utils.cli.run_cli).
+    """
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+
+    def body() -> int:
+        from utils.preprocessing.datasets import run_preprocessing
+
+        options, paths = options_from_args(args)
+        summary = run_preprocessing(dataset(args), options, paths, args.device, args.weights_dir)
+        for line in summary.lines():
+            logger.info(line)
+        return 0
+
+    return run_cli(body)
