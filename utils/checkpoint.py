@@ -24,7 +24,7 @@ StateDict = dict[str, torch.Tensor]
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
 _MADV_DONTNEED = 4  # <sys/mman.h> on Linux
 # /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
-_PAGE_PRESENT, _PAGE_FILE = np.uint64(1 << 63), np.uint64(1 << 61)
+_PAGE_PRESENT, _PAGE_SWAPPED, _PAGE_FILE = np.uint64(1 << 63), np.uint64(1 << 62), np.uint64(1 << 61)
 
 
 def _check_safetensors_header(path: Path) -> None:
@@ -220,13 +220,15 @@ def release_weight_pages(module: torch.nn.Module) -> int:
     For a pipeline that runs its models one after another, so that it holds one model's weights at a time: the
     pages stay in the kernel's page cache and the next forward maps them again (about 0.1 s per GB). A mapping
     with a page written in place (copied on write, e.g. by an optimiser) is left alone, so no value ever
-    changes. Weights on another device, or not memory-mapped, are untouched (returns 0; also off Linux).
+    changes; call it while nothing writes the weights. Weights on another device, or not memory-mapped, are untouched (returns 0; also off Linux).
     """
     released = 0
     for start, end in _mappings_of(module):
         flags = _page_flags(start, end)
-        if ((flags & _PAGE_PRESENT != 0) & (flags & _PAGE_FILE == 0)).any():
+        present, swapped, from_file = ((flags & bit) != 0 for bit in (_PAGE_PRESENT, _PAGE_SWAPPED, _PAGE_FILE))
+        # A present page not backed by the file, or a swapped one, is a private copy: dropping it would lose it.
+        if (present & ~from_file).any() or swapped.any():
             continue
         if ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED) == 0:
-            released += int(((flags & _PAGE_PRESENT) != 0).sum()) * mmap.PAGESIZE
+            released += int(present.sum()) * mmap.PAGESIZE
     return released
