@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.cli.conftest import relabelled_nsfw_model
 from utils.evaluation.measures import FaceMeasures
 from utils.evaluation.scoring import FaceGeometry, FrameScorer
 from utils.inference.model_cache import ModelCache
@@ -64,6 +65,12 @@ def mirrored(geometry: FaceGeometry, width: int) -> FaceGeometry:
     x1, y1, x2, y2 = geometry.box
     box = np.array([width - 1 - x2, y1, width - 1 - x1, y2], np.float32)
     return FaceGeometry(box=box, keypoints=keypoints, landmarks_68=mirror(geometry.landmarks_68))
+
+
+@pytest.fixture(scope="session")
+def normal_nsfw_model(kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kit's tiny NSFW model, relabelled so that it calls every image "normal"."""
+    return relabelled_nsfw_model(kit_dir, tmp_path_factory.mktemp("nsfw") / "normal", "normal")
 
 
 @pytest.fixture(scope="session")

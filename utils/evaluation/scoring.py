@@ -18,7 +18,7 @@ from utils.align import DEFAULT_ALIGN_MODE, align_face
 from utils.evaluation import metrics
 from utils.evaluation.measures import FaceMeasures
 from utils.evaluation.options import METRIC_MODELS, METRIC_NAMES
-from utils.image import bgr_to_tensor
+from utils.image import bgr_to_tensor, tensor_to_uint8_truncated
 
 EVAL_ALIGN_MODE = DEFAULT_ALIGN_MODE
 EVAL_CROP_SIZE = 256
@@ -122,6 +122,39 @@ class FrameScorer:
                     metrics.expression_error(swapped.expression[None], target.expression[None])[0])
         if self.uses_eyes and "eye_error" in wanted:
             values["eye_error"] = float(metrics.eye_error(swapped.eyes[None], target.eyes[None])[0])
+        return values
+
+    @torch.no_grad()
+    def score_aligned(self, sources: torch.Tensor, source_rows: torch.Tensor, targets: torch.Tensor,
+                      swapped: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-face metrics of a batch of already aligned faces (the training validation's input).
+
+        ``sources`` ``[M, 3, 256, 256]``: the distinct source faces (the retrieval gallery); ``source_rows``
+        ``[N]``: each pair's source row; ``targets``, ``swapped`` ``[N, 3, 256, 256]``; all RGB in [-1, 1].
+        LivePortrait sees the aligned faces as they are (tighter than its own crop). Returns
+        ``{metric: [N] float32}`` for the asked metrics whose models are available.
+        """
+        values: dict[str, torch.Tensor] = {}
+        wanted = set(self.metric_names)
+        source_rows = source_rows.cpu()
+        if self.uses_identity:
+            swapped_embeddings, gallery = self.measures.embed(swapped), self.measures.embed(sources)
+            if "id_similarity" in wanted:
+                values["id_similarity"] = metrics.cosine_similarity(swapped_embeddings, gallery[source_rows])
+            if "id_retrieval" in wanted:
+                hits = metrics.identity_retrieval(swapped_embeddings, gallery, source_rows)
+                values["id_retrieval"] = hits.float() * RETRIEVED
+        if self.uses_motion:
+            crops = [tensor_to_uint8_truncated(face) for face in torch.cat([targets, swapped]).cpu()]
+            angles, expressions = self.measures.head_motion(crops)
+            count = targets.shape[0]
+            if "pose_error" in wanted:
+                values["pose_error"] = metrics.pose_error(angles[count:], angles[:count])
+            if "expression_error" in wanted:
+                values["expression_error"] = metrics.expression_error(expressions[count:], expressions[:count])
+        if self.uses_eyes and "eye_error" in wanted:
+            eyes = self.measures.eye_points(torch.cat([targets, swapped]))
+            values["eye_error"] = metrics.eye_error(eyes[targets.shape[0]:], eyes[:targets.shape[0]])
         return values
 
     def outside_change(self, target_image: np.ndarray, swapped_image: np.ndarray, target: MeasuredFace) -> float:
