@@ -148,9 +148,9 @@ class LandmarkDetector:
 
     def get_landmarks_with_details(self, image_bgr: np.ndarray, box: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`get_landmarks` plus its intermediates: centre, scale, crop, heatmaps, heatmap points, scores."""
-        image_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         centre, scale = box_centre_and_scale(box)
-        crop = crop_face(image_rgb, centre, scale)
+        # Cropping copies and resizes each channel alike, so only the 256×256 crop changes colour order.
+        crop = np.ascontiguousarray(crop_face(image_bgr, centre, scale)[:, :, ::-1])
         heatmaps = self.heatmaps(crop)
         points, image_points, scores = decode_heatmaps(heatmaps, centre, scale)
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +295,19 @@ def enhance_face(face_bgr: np.ndarray, model: nn.Module, randomize_noise: bool =
         logger.warning("face enhancement failed, keeping the face as it is: %s", error)
         return face_bgr
     return tensor_to_bgr_rounded(restored.float())
+
+
+def enhance_faces(faces_bgr: Sequence[np.ndarray], model: nn.Module, randomize_noise: bool = True) -> list[np.ndarray]:
+    """:func:`enhance_face` on several same-size faces in one network call (the inputs come back on failure)."""
+    device = next(model.parameters()).device
+    x = torch.cat([bgr_to_tensor(face) for face in faces_bgr]).to(device)
+    try:
+        with torch.no_grad():
+            restored = model(x, return_rgb=False, randomize_noise=randomize_noise)[0]
+    except RuntimeError as error:
+        logger.warning("face enhancement failed, keeping the faces as they are: %s", error)
+        return list(faces_bgr)
+    return [tensor_to_bgr_rounded(face.float()) for face in restored]
 
 
 def load_gfpgan(

@@ -9,6 +9,7 @@ face (else None). Mode ``none`` returns the swapped face itself. Numbers follow
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,165 @@ PARSER_BLUR_KERNEL, PARSER_BLUR_SIGMA, PARSER_BORDER = 101, 11, 10
 
 
 def _inverse_warp(image: np.ndarray, matrix: np.ndarray, target_shape: tuple[int, ...], **kwargs: Any) -> np.ndarray:
-    """Warp a crop-frame array back into the target frame (``matrix`` maps target → crop)."""
+    """Warp a crop-frame array back into the whole target frame (``matrix`` maps target → crop)."""
     height, width = target_shape[:2]
     return cv2.warpAffine(image, cv2.invertAffineTransform(matrix), (width, height), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- face regions
+# Paste-back touches only the face's bounding box. Its warps must equal the same pixels of a whole-frame
+# cv2.warpAffine bit for bit (the conformance vectors are exact), so they are done with cv2.remap on maps that
+# repeat warpAffine's own coordinate arithmetic for those pixels: fixed point (1/1024 px, then 1/32 px tables)
+# for float64 arrays; float32 with fused multiply-adds (SIMD blocks and the scalar row tail) for uint8/float32
+# arrays. That arithmetic depends on the CPU's SIMD width, so it is checked once against
+# warpAffine (FLOAT_KERNEL_VARIANTS); where none matches, the region is cut from a whole-frame warp.
+
+Region = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive) in target pixels
+AB_SCALE, INTER_BITS, INTER_TAB_SIZE = 1024, 5, 32  # OpenCV's fixed-point affine constants
+FILTER_BLOCK = 64  # a multiple of every SIMD width (in pixels) of OpenCV's filters
+FLOAT_KERNEL_VARIANTS = ((16, True), (8, True), (32, True), (16, False), (8, False), (4, False))  # (block, fma)
+
+
+def face_region(matrix: np.ndarray, face_size: int, target_shape: tuple[int, ...], margin: int = 0) -> Region | None:
+    """Bounding box of the pasted ``face_size²`` square in the target, grown by its bilinear rim and ``margin``.
+
+    Outside it every warp of the crop is its border value. None when the square misses the target.
+    """
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0], [face_size, 0], [0, face_size], [face_size, face_size]], dtype=np.float64)
+    points = corners @ inverse[:, :2].T + inverse[:, 2]
+    scale = np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
+    # One crop pixel of bilinear reach is 1/scale target pixels.
+    grow = int(np.ceil(1.0 / max(scale, 1e-6))) + 2 + int(margin)
+    height, width = target_shape[:2]
+    x0 = max(int(np.floor(points[:, 0].min())) - grow, 0)
+    y0 = max(int(np.floor(points[:, 1].min())) - grow, 0)
+    x1 = min(int(np.ceil(points[:, 0].max())) + grow + 1, width)
+    y1 = min(int(np.ceil(points[:, 1].max())) + grow + 1, height)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, y0, x1, y1
+
+
+def _fixed_point_maps(forward: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
+    """warpAffine's fixed-point source coordinates of ``region`` (its float64 path): CV_16SC2 and CV_16UC1 maps."""
+    x0, y0, x1, y1 = region
+    columns, rows = np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)
+    round_delta = AB_SCALE // INTER_TAB_SIZE // 2
+    coordinates = []
+    for row in forward:
+        along_x = np.rint(row[0] * columns * AB_SCALE).astype(np.int64)
+        along_y = np.rint((row[1] * rows + row[2]) * AB_SCALE).astype(np.int64) + round_delta
+        coordinates.append((along_y[:, None] + along_x[None, :]) >> (10 - INTER_BITS))
+    x, y = coordinates
+    whole = np.stack([x >> INTER_BITS, y >> INTER_BITS], axis=-1).clip(-32768, 32767).astype(np.int16)
+    fraction = ((y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (x & (INTER_TAB_SIZE - 1))).astype(np.uint16)
+    return whole, fraction
+
+
+def _float_maps(forward: np.ndarray, region: Region, width: int, block: int, fma: bool) -> tuple[np.ndarray, ...]:
+    """warpAffine's float32 source coordinates of ``region`` (its uint8/float32 path) in a ``width``-wide frame."""
+    x0, y0, x1, y1 = region
+    single = np.float32
+    matrix = np.asarray(forward, dtype=single)
+    columns, rows = np.arange(x0, x1).astype(single), np.arange(y0, y1).astype(single)
+    tail = np.arange(x0, x1) >= width - width % block
+    maps = []
+    for a, b, c in matrix:
+        row_term = (rows * b).astype(single) + c
+        if fma:
+            # float64 holds the exact product and sum here, so one rounding to float32 is a fused multiply-add.
+            values = (np.float64(a) * columns.astype(np.float64)[None, :] + row_term.astype(np.float64)[:, None])
+        else:
+            values = (columns * a)[None, :] + row_term[:, None]
+        values = values.astype(single)
+        if tail.any():
+            # The row tail is scalar code: x·a + y·b + c, contracted to fma(x, a, y·b) + c where FMA exists.
+            if fma:
+                tail_values = (np.float64(a) * columns[tail].astype(np.float64)[None, :]
+                               + (rows * b).astype(np.float64)[:, None]).astype(single) + c
+            else:
+                tail_values = ((columns[tail] * a)[None, :] + (rows * b)[:, None]) + c
+            values[:, tail] = tail_values
+        maps.append(values)
+    return tuple(maps)
+
+
+def _remap(image: np.ndarray, maps: tuple[np.ndarray, ...], **kwargs: Any) -> np.ndarray:
+    flags = kwargs.pop("flags", cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_LINEAR if flags in (cv2.INTER_LINEAR, cv2.INTER_AREA) else flags
+    return cv2.remap(image, maps[0], maps[1], interpolation, **kwargs)
+
+
+@functools.cache
+def float_kernel_variant() -> tuple[int, bool] | None:
+    """The (SIMD block, fused multiply-add) pair that reproduces this machine's warpAffine, or None."""
+    generator = np.random.default_rng(0)
+    shape = (24, 3 * 32 + 7)
+    region = (0, 0, shape[1], shape[0])
+    images = [generator.integers(0, 256, (40, 40, 3), dtype=np.uint8), generator.random((40, 40), dtype=np.float32)]
+    matrices = [np.array([[0.37, -0.61, 11.3], [0.59, 0.41, -7.9]]), np.array([[1.7, 0.3, -3.1], [-0.2, 1.3, 2.2]])]
+    for block, fma in FLOAT_KERNEL_VARIANTS:
+        if all(np.array_equal(_remap(image, _float_maps(cv2.invertAffineTransform(inverse), region, shape[1], block,
+                                                        fma), borderMode=border),
+                              cv2.warpAffine(image, inverse, shape[::-1], borderMode=border))
+               for image in images for inverse in matrices for border in (cv2.BORDER_CONSTANT, cv2.BORDER_REPLICATE)):
+            return block, fma
+    return None
+
+
+def warp_region(
+    image: np.ndarray, matrix: np.ndarray, target_shape: tuple[int, ...], region: Region, **kwargs: Any
+) -> np.ndarray:
+    """``_inverse_warp(image, matrix, target_shape, **kwargs)[y0:y1, x0:x1]`` for ``region``, without the rest.
+
+    ``image``: a crop-frame uint8, float32 or float64 array; ``matrix``: target → crop (2×3). Keywords as
+    cv2.warpAffine (``flags`` INTER_LINEAR or INTER_AREA, ``borderMode``, ``borderValue``).
+    """
+    x0, y0, x1, y1 = region
+    # warpAffine inverts the matrix it is given; invertAffineTransform does the same arithmetic.
+    forward = cv2.invertAffineTransform(cv2.invertAffineTransform(matrix))
+    if image.dtype == np.float64:
+        return _remap(image, _fixed_point_maps(forward, region), **kwargs)
+    variant = float_kernel_variant() if image.dtype in (np.uint8, np.float32) else None
+    if variant is None:
+        return _inverse_warp(image, matrix, target_shape, **kwargs)[y0:y1, x0:x1]
+    return _remap(image, _float_maps(forward, region, target_shape[1], *variant), **kwargs)
+
+
+def _filter_region(
+    matrix: np.ndarray, face_size: int, target_shape: tuple[int, ...], reach: int
+) -> Region | None:
+    """The face region for paste-backs that erode and blur their mask (reaching ``reach`` pixels past the square).
+
+    Filters give the same numbers on a region as on the whole frame when the region's rim is zero beyond their
+    reach plus one SIMD block, and its left edge sits on a multiple of the widest SIMD block (so that each
+    pixel takes the same lane, and the same row tail at the frame's right edge).
+    """
+    region = face_region(matrix, face_size, target_shape, margin=reach + FILTER_BLOCK)
+    if region is None:
+        return None
+    x0, y0, x1, y1 = region
+    return x0 - x0 % FILTER_BLOCK, y0, x1, y1
+
+
+def _blend_region(target_image: np.ndarray, region: Region, alpha: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """A copy of the target whose ``region`` is ``alpha·face + (1 − alpha)·target`` truncated to uint8.
+
+    Outside the region alpha is 0, where that formula gives the target itself.
+    """
+    x0, y0, x1, y1 = region
+    image = target_image.copy()
+    image[y0:y1, x0:x1] = (alpha * face + (1 - alpha) * target_image[y0:y1, x0:x1]).astype(np.uint8)
+    return image
+
+
+def _full_mask(target_shape: tuple[int, ...], region: Region, values: np.ndarray) -> np.ndarray:
+    """An ``H×W uint8`` mask holding ``values`` in ``region`` and 0 elsewhere."""
+    x0, y0, x1, y1 = region
+    mask = np.zeros(target_shape[:2], dtype=np.uint8)
+    mask[y0:y1, x0:x1] = values
+    return mask
 
 
 def paste_back_basic(
@@ -42,18 +199,27 @@ def paste_back_basic(
     Outside the warped face square the result equals the target. (The original returned the warped
     face on black; conformance vector paste_basic_fixed.)
     """
-    warped_face = _inverse_warp(swapped_face, matrix, target_image.shape)
-    alpha = _inverse_warp(np.ones(swapped_face.shape[:2], dtype=np.float32), matrix, target_image.shape)[:, :, None]
-    return (alpha * warped_face + (1 - alpha) * target_image).astype(np.uint8), None
+    region = face_region(matrix, swapped_face.shape[0], target_image.shape)
+    if region is None:
+        return target_image.copy(), None
+    warped_face = warp_region(swapped_face, matrix, target_image.shape, region)
+    square = np.ones(swapped_face.shape[:2], dtype=np.float32)
+    alpha = warp_region(square, matrix, target_image.shape, region)[:, :, None]
+    return _blend_region(target_image, region, alpha, warped_face), None
 
 
 def paste_back_insightface(
     target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray
 ) -> tuple[np.ndarray, None]:
     """insightface's paste-back: the warped face square, eroded and blurred by amounts relative to its size."""
-    warped_face = _inverse_warp(swapped_face, matrix, target_image.shape, borderValue=0.0)
+    # The erosion and the blur reach less than a fifth of the face's side (plus a few pixels) past the square.
+    side = swapped_face.shape[0] / np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
+    region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach=int(side // 5) + 12)
+    if region is None:
+        return target_image.copy(), None
+    warped_face = warp_region(swapped_face, matrix, target_image.shape, region, borderValue=0.0)
     white = np.full(swapped_face.shape[:2], 255, dtype=np.float32)
-    mask = _inverse_warp(white, matrix, target_image.shape, borderValue=0.0)
+    mask = warp_region(white, matrix, target_image.shape, region, borderValue=0.0)
     mask[mask > 20] = 255
     rows, columns = np.nonzero(mask == 255)
     face_size = int(np.sqrt((rows.max() - rows.min()) * (columns.max() - columns.min())))
@@ -62,22 +228,26 @@ def paste_back_insightface(
     blur = max(face_size // 20, 5)
     mask = cv2.GaussianBlur(mask, (2 * blur + 1, 2 * blur + 1), 0)
     mask = (mask / 255)[:, :, None]
-    return (mask * warped_face + (1 - mask) * target_image.astype(np.float32)).astype(np.uint8), None
+    return _blend_region(target_image, region, mask, warped_face), None
 
 
 def paste_back_facexlib_without_parser(
     target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray
 ) -> tuple[np.ndarray, None]:
     """facexlib's paste-back without a parser: the face square, eroded and blurred by 1/20 of its size."""
-    warped_face = _inverse_warp(swapped_face, matrix, target_image.shape)
-    square = _inverse_warp(np.ones(swapped_face.shape[:2], dtype=np.float32), matrix, target_image.shape)
+    side = swapped_face.shape[0] / np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
+    region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach=int(side // 10) + 12)
+    if region is None:
+        return target_image.copy(), None
+    warped_face = warp_region(swapped_face, matrix, target_image.shape, region)
+    square = warp_region(np.ones(swapped_face.shape[:2], dtype=np.float32), matrix, target_image.shape, region)
     # A 2×2 erosion removes the half-covered bilinear rim, so no black border of the warp leaks in.
     square = cv2.erode(square, np.ones((2, 2), dtype=np.uint8))
     pasted_face = square[:, :, None] * warped_face
     edge = int(np.sqrt(np.sum(square))) // 20
     centre = cv2.erode(square, np.ones((2 * edge, 2 * edge), dtype=np.uint8))
     soft = cv2.GaussianBlur(centre, (2 * edge + 1, 2 * edge + 1), 0)[:, :, None]
-    return (soft * pasted_face + (1 - soft) * target_image).astype(np.uint8), None
+    return _blend_region(target_image, region, soft, pasted_face), None
 
 
 def parser_face_masks(labels: np.ndarray, face_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +282,15 @@ def paste_back_facexlib_with_parser(
     parser_input = cv2.resize(swapped_face, (PARSER_INPUT_SIZE, PARSER_INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
     labels = np.asarray(face_parser(parser_input))
     hard, soft = parser_face_masks(labels, face_size)
-    warped_face = _inverse_warp(swapped_face, matrix, target_image.shape)
+    region = face_region(matrix, face_size, target_image.shape)
+    if region is None:
+        return target_image.copy(), np.zeros(target_image.shape[:2], dtype=np.uint8)
+    warped_face = warp_region(swapped_face, matrix, target_image.shape, region)
     # INTER_AREA as in facexlib; warpAffine treats it as bilinear.
-    warped_hard = _inverse_warp(hard, matrix, target_image.shape, flags=cv2.INTER_AREA)
-    warped_soft = _inverse_warp(soft, matrix, target_image.shape, flags=cv2.INTER_AREA)[:, :, None]
-    image = (warped_soft * warped_face + (1 - warped_soft) * target_image).astype(np.uint8)
-    return image, (warped_hard * 255).astype(np.uint8)
+    warped_hard = warp_region(hard, matrix, target_image.shape, region, flags=cv2.INTER_AREA)
+    warped_soft = warp_region(soft, matrix, target_image.shape, region, flags=cv2.INTER_AREA)[:, :, None]
+    image = _blend_region(target_image, region, warped_soft, warped_face)
+    return image, _full_mask(target_image.shape, region, (warped_hard * 255).astype(np.uint8))
 
 
 @dataclass(frozen=True)
@@ -159,14 +332,17 @@ def ghost_mask_settings(offset: float) -> GhostMaskSettings:
 
 
 def ghost_face_masks(
-    source_landmarks: np.ndarray, target_landmarks: np.ndarray, face_shape: tuple[int, int]
+    source_landmarks: np.ndarray, target_landmarks: np.ndarray, face_shape: tuple[int, int],
+    settings: GhostMaskSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three ghost masks in the crop frame (``face_shape`` = (S, S)), uint8 0..255.
 
     Returns ``(soft_source, hard_source, hard_target)``: the source hull mask eroded, border-cleared and
     blurred; the same before the blur; the target hull mask eroded by 5 with a 10-pixel clear border.
+    ``settings`` default to those the jaw offset of the two landmark sets chooses.
     """
-    settings = ghost_mask_settings(jaw_offsets(source_landmarks, target_landmarks)[2])
+    if settings is None:
+        settings = ghost_mask_settings(jaw_offsets(source_landmarks, target_landmarks)[2])
     source_hull = landmark_hull_mask(raise_eyebrows(source_landmarks, settings.eyebrow_factor), face_shape)
     hard_source = erode_and_clear_border(source_hull, settings.erode, 2 * settings.sigma_y)
     soft_source = cv2.GaussianBlur(hard_source, (0, 0), sigmaX=settings.sigma_x, sigmaY=settings.sigma_y)
@@ -181,22 +357,28 @@ def paste_back_ghost(
     matrix: np.ndarray,
     source_landmarks: np.ndarray,
     target_landmarks: np.ndarray,
+    settings: GhostMaskSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ghost's paste-back: a soft mask shaped by the source face's 68 landmarks.
 
     ``source_landmarks`` / ``target_landmarks``: ``68×2`` (iBUG order) in their own aligned crop frames.
-    The source mask is placed with the target matrix (Ghost's design). Returns the composite and the
-    ``H×W uint8`` mask, 255 where both warped hard masks (source and target) are nonzero.
+    The source mask is placed with the target matrix (Ghost's design). ``settings`` fix the mask settings
+    (a video keeps one per face track); by default the jaw offset chooses them. Returns the composite and
+    the ``H×W uint8`` mask, 255 where both warped hard masks (source and target) are nonzero.
     """
     face_shape = swapped_face.shape[:2]
-    soft_source, hard_source, hard_target = ghost_face_masks(source_landmarks, target_landmarks, face_shape)
-    warped_face = _inverse_warp(swapped_face, matrix, target_image.shape, borderMode=cv2.BORDER_REPLICATE)
-    alpha = _inverse_warp(soft_source / 255, matrix, target_image.shape)[:, :, None]
-    image = (alpha * warped_face + (1 - alpha) * target_image).astype(np.uint8)
-    warped_source = (_inverse_warp(hard_source / 255, matrix, target_image.shape) * 255).astype(np.uint8)
-    warped_target = (_inverse_warp(hard_target / 255, matrix, target_image.shape) * 255).astype(np.uint8)
-    mask = np.where((warped_source > 0) & (warped_target > 0), 255, 0).astype(np.uint8)
-    return image, mask
+    soft_source, hard_source, hard_target = ghost_face_masks(source_landmarks, target_landmarks, face_shape,
+                                                             settings)
+    region = face_region(matrix, face_shape[0], target_image.shape)
+    if region is None:
+        return target_image.copy(), np.zeros(target_image.shape[:2], dtype=np.uint8)
+    warped_face = warp_region(swapped_face, matrix, target_image.shape, region, borderMode=cv2.BORDER_REPLICATE)
+    alpha = warp_region(soft_source / 255, matrix, target_image.shape, region)[:, :, None]
+    image = _blend_region(target_image, region, alpha, warped_face)
+    warped_source = (warp_region(hard_source / 255, matrix, target_image.shape, region) * 255).astype(np.uint8)
+    warped_target = (warp_region(hard_target / 255, matrix, target_image.shape, region) * 255).astype(np.uint8)
+    both = np.where((warped_source > 0) & (warped_target > 0), 255, 0).astype(np.uint8)
+    return image, _full_mask(target_image.shape, region, both)
 
 
 def paste_back(
@@ -208,20 +390,22 @@ def paste_back(
     source_landmarks: np.ndarray | None = None,
     target_landmarks: np.ndarray | None = None,
     face_parser: FaceParser | None = None,
+    ghost_settings: GhostMaskSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Put the swapped face back into the target image with one of ``PASTE_BACK_MODES``.
 
     ``target_image``: ``H×W×3 uint8 BGR``; ``swapped_face``: ``S×S×3 uint8 BGR`` in the target's aligned
     frame; ``matrix``: the target's ``2×3`` image → crop matrix. ``ghost`` needs ``source_landmarks`` and
     ``target_landmarks`` (``68×2``, each in its aligned crop frame); ``facexlib_with_parser`` needs
-    ``face_parser``. Returns ``(image, mask)``: ``H×W×3 uint8 BGR`` (``S×S×3``, the face itself, for
-    ``none``) and an ``H×W uint8`` face mask for ``MODES_WITH_MASK``, else None. Raises ValueError for an
+    ``face_parser``; ``ghost_settings`` fix the ghost mask settings. Returns ``(image, mask)``: ``H×W×3 uint8
+    BGR`` (``S×S×3``, the face itself, for ``none``) and an ``H×W uint8`` face mask for ``MODES_WITH_MASK``, else None. Raises ValueError for an
     unknown mode or a missing mode input.
     """
     if mode == "ghost":
         if source_landmarks is None or target_landmarks is None:
             raise ValueError("paste-back mode 'ghost' needs the 68-point landmarks of the source and target faces")
-        return paste_back_ghost(target_image, swapped_face, matrix, source_landmarks, target_landmarks)
+        return paste_back_ghost(target_image, swapped_face, matrix, source_landmarks, target_landmarks,
+                                ghost_settings)
     if mode == "facexlib_with_parser":
         if face_parser is None:
             raise ValueError("paste-back mode 'facexlib_with_parser' needs a face parser (BiSeNet)")

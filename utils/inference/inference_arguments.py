@@ -5,12 +5,20 @@ Defaults live in :class:`utils.inference.options.SwapOptions`; this module only 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from models.embeddings import FACE_EMBEDDING_NAMES
 from network.aeinet import BACKBONES
 from utils.align import ALIGN_MODES
-from utils.cli import add_device_arguments, add_option_arguments, add_weight_path, options_from_arguments
+from utils.cli import (
+    add_device_arguments,
+    add_option_arguments,
+    add_weight_path,
+    options_from_arguments,
+)
 from utils.inference.options import EMBEDDING_PATH_FIELDS, PRECISIONS, SwapOptions
+from utils.inference.selection import DEFAULT_SIMILARITY_TH, FaceSelection
+from utils.inference.video import VideoOptions
 from utils.paste_back import PASTE_BACK_MODES
 
 # Per-model path flags: flag name -> (registry checkpoint name, help).
@@ -56,6 +64,32 @@ DEBUG_FILES = {
 }
 
 
+VIDEO_HELP = {
+    "batch_size": "video frames detected together, and faces through the generator and GFPGAN together",
+    "smooth_window": "average each face's 5 keypoints over +-N frames of its track (GHOST v1: 2); 0 = off",
+    "keep_audio": "keep the audio streams (copied as they are when the output container takes their codec, "
+                  "else re-encoded)",
+    "video_codec": "video encoder: auto = the container's default (H.264 for .mp4/.mkv/.mov, VP9 for .webm); "
+                   "ffv1 (in .mkv) is lossless",
+    "video_quality": "constant-quality factor (CRF) of H.264/H.265/VP9: lower is better, 18 is visually lossless, "
+                     "0 lossless for H.264",
+    "video_preset": "x264/x265 speed preset (ultrafast ... veryslow)",
+    "nsfw_check_seconds": "the NSFW classifier checks one target frame (and its output) per this many seconds "
+                          "of video",
+}
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which target faces are replaced and by which source (see utils.inference.selection)."""
+    parser.add_argument("--target_faces_paths", nargs="+", default=[], metavar="PHOTO",
+                        help="one photo per --source_file_path showing the target face that source replaces; "
+                             "every face whose identity matches it is replaced (overrides --target_face_index)")
+    parser.add_argument("--similarity_th", type=float, default=DEFAULT_SIMILARITY_TH,
+                        help="a face matches a reference photo when the cosine similarity of their "
+                             "--face_embeddings identities is at least this (in [-1, 1])")
+    add_option_arguments(parser, FaceSelection, {"swap_all_faces": "replace every face with the first source"})
+
+
 def add_swap_arguments(parser: argparse.ArgumentParser, debug_folder: str | None = None) -> None:
     """Every flag of :class:`SwapOptions` (except the input/output paths, which each script adds itself).
 
@@ -76,13 +110,39 @@ def add_swap_arguments(parser: argparse.ArgumentParser, debug_folder: str | None
 
 def add_inference_arguments(parser: argparse.ArgumentParser, examples: str, results: str) -> None:
     """inference.py: the source, target and output files, then every swap flag."""
-    parser.add_argument("--source_file_path", default=f"{examples}/astronaut.png", help="image giving the identity")
-    parser.add_argument("--target_file_path", default=f"{examples}/cameraman.png", help="image whose face is replaced")
+    parser.add_argument("--source_file_path", nargs="+", default=[f"{examples}/astronaut.png"], metavar="IMAGE",
+                        help="image(s) giving the identity; several go with --target_faces_paths")
+    parser.add_argument("--target_file_path", default=f"{examples}/cameraman.png",
+                        help="image or video whose faces are replaced (a video is recognised by its content)")
     parser.add_argument("--output_file_path", default=f"{results}/astronaut_cameraman.jpg",
                         help="where the result is written (folders are created; an input is never overwritten)")
+    parser.add_argument("--target_folder", default=None,
+                        help="swap into every image and video of this folder tree instead of --target_file_path")
+    parser.add_argument("--output_folder", default=None, help="where --target_folder's tree is mirrored")
+    add_option_arguments(parser, FolderFlags, {"overwrite": "redo outputs of --target_folder that already exist"})
+    add_selection_arguments(parser)
+    add_option_arguments(parser, VideoOptions, VIDEO_HELP)
     add_swap_arguments(parser, debug_folder=results)
+
+
+@dataclass(frozen=True)
+class FolderFlags:
+    """inference.py's folder-mode switches."""
+
+    overwrite: bool = False
 
 
 def swap_options_from_arguments(args: argparse.Namespace) -> SwapOptions:
     """The SwapOptions whose fields have a flag of the same name."""
     return options_from_arguments(SwapOptions, args)
+
+
+def selection_from_arguments(args: argparse.Namespace) -> FaceSelection:
+    """The FaceSelection of --target_face_index, --swap_all_faces, --target_faces_paths and --similarity_th."""
+    return FaceSelection(target_face_indices=(args.target_face_index,), swap_all_faces=args.swap_all_faces,
+                         reference_face_paths=tuple(args.target_faces_paths), similarity_th=args.similarity_th)
+
+
+def video_options_from_arguments(args: argparse.Namespace) -> VideoOptions:
+    """The VideoOptions whose fields have a flag of the same name."""
+    return options_from_arguments(VideoOptions, args)

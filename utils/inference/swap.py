@@ -21,15 +21,22 @@ import numpy as np
 import torch
 
 from utils.device import autocast, resolve_device, use_fp16
-from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
+from utils.errors import GhostError
 from utils.image import bgr_to_tensor, read_image, tensor_to_bgr_uint8, write_image
 from utils.inference.model_cache import ModelCache
-from utils.inference.options import ALIGNED_FACE_SIZE, EMBEDDING_PATH_FIELDS, GFPGAN_FACE_SIZE, SwapOptions
+from utils.inference.options import (
+    ALIGNED_FACE_SIZE,
+    EMBEDDING_PATH_FIELDS,
+    GFPGAN_FACE_SIZE,
+    SwapOptions,
+)
+from utils.inference.selection import check_face_index
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
     from models.nsfw import NSFWFilter
     from models.retinaface import FaceDetector
+    from utils.paste_back import GhostMaskSettings
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +258,9 @@ class FaceSwapper:
     def detections(self, image: np.ndarray) -> list:
         """Every face RetinaFace finds in ``image`` (H×W×3 uint8 BGR), in CLI order (left to right).
 
-        Cached per image content, so a picture used in several pairs is detected once.
+        Cached per image content, so a picture used again (demo grids, a source swapped into a folder of
+        targets, the web UI re-running a target with other settings) is detected once. Video frames go
+        through :meth:`detect_frames`, which never hashes.
         """
         detector = self.detector
         options = self.options
@@ -260,19 +269,16 @@ class FaceSwapper:
         with self._stage("detect"):
             return self.models.detections(key, lambda: detector.detect(image))
 
+    def detect_frames(self, images: list[np.ndarray]) -> list[list]:
+        """The faces of several H×W×3 uint8 BGR video frames (one batch per frame size), never cached."""
+        detector = self.detector
+        with self._stage("detect"), torch.inference_mode():
+            return detector.detect_batch(images)
+
     def detect(self, image: np.ndarray, face_index: int, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Box ``(4,)`` and keypoints ``(5, 2)`` (float32, image pixels) of face ``face_index`` in CLI order."""
         faces = self.detections(image)
-        if not faces:
-            raise NoFaceFoundError(
-                f"no face found in the {role} image (detection threshold {self.options.detection_threshold}); "
-                "try a lower --detection_threshold or another picture"
-            )
-        if not 0 <= face_index < len(faces):
-            raise FaceIndexError(
-                f"{role} face index {face_index} is out of range: {len(faces)} face(s) found in the {role} image "
-                f"(valid indices 0 to {len(faces) - 1})"
-            )
+        check_face_index(faces, face_index, role, self.options.detection_threshold)
         face = faces[face_index]
         return np.asarray(face.box, dtype=np.float32), np.asarray(face.keypoints, dtype=np.float32)
 
@@ -301,6 +307,38 @@ class FaceSwapper:
         with self._stage("embed"), torch.inference_mode(), autocast(self.device, self.fp16):
             return embedder(bgr_to_tensor(source_face).to(self.device)).float()
 
+    def embed_batch(self, faces: list[np.ndarray]) -> torch.Tensor:
+        """Identity embeddings ``[N, 512]`` (float32, on the device) of aligned 256×256 BGR faces, one batch."""
+        embedder = self.embedder
+        with self._stage("embed"), torch.inference_mode(), autocast(self.device, self.fp16):
+            return embedder(self._to_device(faces)).float()
+
+    def _to_device(self, faces: list[np.ndarray]) -> torch.Tensor:
+        """``N×3×S×S`` float32 RGB in [-1, 1] on the device (through pinned memory on CUDA, without blocking)."""
+        batch = torch.cat([bgr_to_tensor(face) for face in faces])
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.to(self.device)
+
+    def generate_batch(self, target_faces: list[np.ndarray], identities: torch.Tensor) -> list[np.ndarray]:
+        """The generator on a batch: aligned faces and their ``[N, 512]`` identities → N 256×256×3 uint8 BGR."""
+        generator = self.generator
+        with self._stage("generate"), torch.inference_mode(), autocast(self.device, self.fp16):
+            swapped, _ = generator(self._to_device(target_faces), identities.to(self.device))
+            swapped = swapped.float()
+        return [tensor_to_bgr_uint8(face[None]) for face in swapped]
+
+    def enhance_batch(self, faces: list[np.ndarray]) -> list[np.ndarray]:
+        """GFPGAN v1.4 on a batch of 256×256×3 uint8 BGR faces (as :meth:`enhance`, one network call)."""
+        from models.gfpgan import enhance_faces
+
+        gfpgan = self.gfpgan
+        with self._stage("enhance"), torch.inference_mode():
+            upscaled = [cv2.resize(face, (GFPGAN_FACE_SIZE, GFPGAN_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+                        for face in faces]
+            return [cv2.resize(face, (ALIGNED_FACE_SIZE, ALIGNED_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+                    for face in enhance_faces(upscaled, gfpgan)]
+
     def generate(self, target_face: np.ndarray, identity: torch.Tensor) -> np.ndarray:
         """The generator's swapped face, 256×256×3 uint8 BGR (truncated, as the original converts it)."""
         generator = self.generator
@@ -318,8 +356,15 @@ class FaceSwapper:
             enhanced = enhance_face(upscaled, gfpgan)
             return cv2.resize(enhanced, (ALIGNED_FACE_SIZE, ALIGNED_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
 
-    def paste(self, face: np.ndarray, source: FaceInImage, target: FaceInImage) -> tuple[np.ndarray, np.ndarray | None]:
-        """Put the 256×256 face back into the target image with ``--paste_back_mode``; (image, mask or None)."""
+    def paste(
+        self, face: np.ndarray, source: FaceInImage, target: FaceInImage, image: np.ndarray | None = None,
+        ghost_settings: GhostMaskSettings | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Put the 256×256 face back with ``--paste_back_mode``; (image, mask or None).
+
+        ``image`` (default: the target's own picture) is what the face goes into, e.g. a frame where other
+        faces were already pasted; ``ghost_settings`` fixes the ghost mask settings (kept per video track).
+        """
         from utils.paste_back import paste_back
 
         mode = self.options.paste_back_mode
@@ -328,8 +373,9 @@ class FaceSwapper:
         parser = self.face_parser if self.options.uses_parser else None
         with self._stage("paste"), torch.inference_mode():
             return paste_back(
-                mode, target.image, face, target.matrix,
+                mode, target.image if image is None else image, face, target.matrix,
                 source_landmarks=source.landmarks, target_landmarks=target.landmarks, face_parser=parser,
+                ghost_settings=ghost_settings,
             )
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
