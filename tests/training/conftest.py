@@ -53,12 +53,19 @@ def write_example_pair(folder: Path, example_images: dict[str, Path]) -> Path:
     return folder
 
 
+def standin_paths(weights_dir: Path, dataset: Path, experiments: Path, examples: Path) -> list[str]:
+    """train.py flags naming the stand-in weights, the dataset, the run folder and the example pairs."""
+    return [
+        "--dataset_path", str(dataset), "--experiments_dir", str(experiments), "--weights_dir", str(weights_dir),
+        "--example_images_path", str(examples),
+    ]
+
+
 def standin_flags(weights_dir: Path, dataset: Path, experiments: Path, examples: Path) -> list[str]:
     """train.py flags of a short CPU run on stand-in weights."""
     return [
-        "--dataset_path", str(dataset), "--experiments_dir", str(experiments), "--weights_dir", str(weights_dir),
-        "--face_embeddings", "facenet", "--num_workers", "0", "--accelerator", "cpu", "--log_step", "1",
-        "--example_images_path", str(examples), "--seed", "0",
+        *standin_paths(weights_dir, dataset, experiments, examples),
+        "--face_embeddings", "facenet", "--num_workers", "0", "--accelerator", "cpu", "--log_step", "1", "--seed", "0",
     ]
 
 

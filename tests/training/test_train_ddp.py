@@ -42,6 +42,7 @@ def test_two_process_ddp_trains_and_writes_one_set_of_checkpoints(
         "current_models_ddp/epoch=0-step=2.ckpt", "current_models_ddp/last.ckpt",
     ])
     assert [name for name in written if name.startswith("images/")] == ["images/generated_image.jpg"]
+    assert "logs/ddp/config.yaml" in written  # the resolved configuration
     checkpoint = torch.load(experiments / "current_models_ddp" / "last.ckpt", map_location="cpu", mmap=True,
                             weights_only=False)
     assert checkpoint["global_step"] == 2

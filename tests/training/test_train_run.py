@@ -1,13 +1,14 @@
 """Training end to end on CPU with stand-in weights: a 3-step run, its files in inference, and a resumed run.
 
 Two runs are shared by every test of this module (see conftest.py for the cost rules):
-* ``first_run``: one epoch (``--max_epochs 1``) of 3 identities × 2 images at batch 2, i.e. 3 steps, with
-  ``--save_step 2`` so that both the mid-epoch (``G_0_000002``) and the end-of-epoch (``G_1_000000``) files appear;
+* ``first_run``: configs/smoke_cpu.yaml (one CPU epoch at batch 2, FaceNet, one process) on 3 identities × 2
+  images, i.e. 3 steps, with ``--save_step 2`` so that both the mid-epoch (``G_0_000002``) and the end-of-epoch
+  (``G_1_000000``) files appear;
 * ``resumed_run``: one more epoch from the first run's ``last.ckpt`` on a one-batch dataset (one identity × 2
   images), so exactly one more step, with ``--discr_force`` (the running
   adversarial loss is still near its start value 20, far above the threshold 4, so D is held back), and
   ``--no-pretrained``: G and D come from the checkpoint alone; it switches the eye loss on, like the released
-  model's second training phase.
+  model's second training phase. Options it does not give come from the first run's saved configuration.
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from models.registry import CHECKPOINTS, MANIFEST_DIR, load_model
 from network.aeinet import AEINet
 from network.discriminator import MultiscaleDiscriminator
 from tests.cli.conftest import STANDIN_THRESHOLD, relabelled_nsfw_model
-from tests.training.conftest import standin_flags, write_identity_dataset
+from tests.training.conftest import standin_flags, standin_paths, write_identity_dataset
 from utils.training.config import TrainingConfig
 from utils.training.run import train as run_training
+from utils.training.training_arguments import parse_training_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,6 +46,7 @@ pytestmark = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SMOKE_CONFIG = REPO_ROOT / "configs" / "smoke_cpu.yaml"
 # logged at every step; "loss_eyes" too when the eye loss is on
 ALWAYS_LOGGED = ("lossG", "lossD", "loss_adv", "loss_attr", "loss_id", "loss_rec")
 FIRST_STEPS = 3
@@ -52,9 +55,8 @@ SAVE_STEP = 2
 
 def config_from_flags(flags: list[str]) -> TrainingConfig:
     """The TrainingConfig train.py would build from these flags."""
-    options = vars(train.build_parser().parse_args(flags))
-    options.pop("verbose")
-    return TrainingConfig(**options)
+    config, _ = parse_training_config(train.build_parser(), flags)
+    return config
 
 
 def optimizer_fingerprint(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -108,6 +110,7 @@ class Run:
     experiments: Path
     name: str
     recorder: RunRecorder
+    config: TrainingConfig
 
     @property
     def saved_models(self) -> Path:
@@ -116,6 +119,10 @@ class Run:
     @property
     def current_models(self) -> Path:
         return self.experiments / f"current_models_{self.name}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.experiments / "logs" / self.name / "config.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -134,12 +141,17 @@ def base_flags(
 
 
 @pytest.fixture(scope="module")
-def first_run(training_root: Path, base_flags: list[str], example_images: dict[str, Path]) -> Run:
-    write_identity_dataset(training_root / "dataset", example_images, identities=3)
+def first_run(
+    training_root: Path, standin_weights: Path, example_images: dict[str, Path], example_pair: Path
+) -> Run:
+    dataset = write_identity_dataset(training_root / "dataset", example_images, identities=3)
     recorder = RunRecorder()
-    config = config_from_flags([*base_flags, "--run_name", "first", "--max_epochs", "1", "--save_step", str(SAVE_STEP)])
+    paths = standin_paths(standin_weights, dataset, training_root / "experiments", example_pair)
+    config = config_from_flags(
+        ["--config", str(SMOKE_CONFIG), *paths, "--seed", "0", "--run_name", "first", "--save_step", str(SAVE_STEP)]
+    )
     run_training(config, [recorder])
-    return Run(training_root / "experiments", "first", recorder)
+    return Run(training_root / "experiments", "first", recorder, config)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +166,7 @@ def resumed_run(
         "--eye_detector_loss", "--weight_eyes", "1200",
     ])
     run_training(config, [recorder])
-    return Run(training_root / "experiments", "resumed", recorder)
+    return Run(training_root / "experiments", "resumed", recorder, config)
 
 
 def plain_parameters(path: Path, names: set[str]) -> dict[str, torch.Tensor]:
@@ -254,6 +266,17 @@ def test_generator_and_discriminator_both_change_without_discr_force(first_run: 
         assert count_changed(before, after) > 0.9 * len(names), letter
 
 
+def test_the_smoke_config_trains_one_cpu_epoch_and_its_resolved_configuration_is_saved(first_run: Run) -> None:
+    config = first_run.config
+    assert (config.device, config.batch_size, config.max_epochs, config.face_embeddings) == ("cpu", 2, 1, "facenet")
+    assert (config.run_name, config.save_step, config.seed) == ("first", SAVE_STEP, 0)  # the flags after the file
+    assert first_run.recorder.batches[-1] == (0, FIRST_STEPS - 1)  # one whole epoch
+    # the run folder's config.yaml reads back as the same configuration, and the checkpoint holds it too
+    assert config_from_flags(["--config", str(first_run.config_file)]) == config
+    checkpoint = torch.load(first_run.current_models / "last.ckpt", map_location="cpu", mmap=True, weights_only=True)
+    assert checkpoint["hyper_parameters"] == config.as_dict()
+
+
 def test_batch_and_example_grids_are_written(first_run: Run) -> None:
     images = first_run.experiments / "images"
     # batch 0: rows of sources, targets and swapped faces, the 2 images of the batch side by side
@@ -302,3 +325,17 @@ def test_resumed_run_with_the_eye_loss_logs_it_and_draws_the_eye_points(resumed_
     assert all(math.isfinite(value) for value in losses.values()), losses
     # batch 0 of the new epoch: sources, targets, swapped faces, then targets and swapped faces with eye points
     assert cv2.imread(str(resumed_run.experiments / "images" / "generated_image.jpg")).shape == (5 * 256, 2 * 256, 3)
+
+
+def test_resumed_run_starts_from_the_saved_configuration_and_its_flags_override_it(
+    first_run: Run, resumed_run: Run
+) -> None:
+    config = resumed_run.config
+    # not given to the resumed run: taken from the first run's checkpoint instead of the defaults
+    assert (config.device, config.save_step) == ("cpu", SAVE_STEP)
+    assert (TrainingConfig().device, TrainingConfig().save_step) != ("cpu", SAVE_STEP)
+    # given to the resumed run: its own values
+    assert (config.run_name, config.max_epochs) == ("resumed", 2)
+    assert config.discr_force and config.eye_detector_loss
+    assert config.ckpt_path == str(first_run.current_models / "last.ckpt")
+    assert config_from_flags(["--config", str(resumed_run.config_file)]) == config

@@ -1,4 +1,5 @@
-"""Training side effects: console log lines, image grids, and G/D safetensors checkpoints (§7.5 of the README).
+"""Training side effects: console log lines, image grids, G/D safetensors checkpoints (§7.5 of the README) and
+the run's resolved configuration file.
 
 Only the global-zero process writes files or images; every callback is a no-op elsewhere.
 """
@@ -186,3 +187,19 @@ class GeneratorCheckpointCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             self.save(pl_module, trainer.current_epoch + 1, 0)
+
+
+class ConfigFileCallback(pl.Callback):
+    """Writes the run's resolved configuration ``text`` (YAML that ``--config`` reads back) to ``path`` at setup."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.text = Path(path), text
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        partial.write_text(self.text, encoding="utf-8")
+        os.replace(partial, self.path)
+        logger.info("resolved configuration written to %s", self.path)

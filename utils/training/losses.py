@@ -27,7 +27,10 @@ DiscriminatorOutput = Sequence[Sequence[torch.Tensor]]
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the generator's loss terms (train.py defaults; the released model's phase 2 used id 70, eyes 1200)."""
+    """Weights of the generator's loss terms; the defaults are train.py's (TrainingConfig reads them from here).
+
+    The released model's phase 2 used identity 70 and eyes 1200 (configs/ghostv2_phase2.yaml).
+    """
 
     adversarial: float = 1.0
     attributes: float = 10.0

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
 
 from models.adaptive_wing import FAN, detect_landmarks
 from utils.training.config import TrainingConfig
-from utils.training.losses import discriminator_loss, generator_losses, running_adversarial_loss
+from utils.training.losses import discriminator_loss, generator_losses
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -27,8 +28,8 @@ def unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
-def _do_nothing(*args: Any, **kwargs: Any) -> None:
-    return None
+def _gradients_already_computed() -> None:
+    """The optimizer-step closure of manual optimisation: backward has run before the step."""
 
 
 class GhostV2Module(pl.LightningModule):
@@ -89,10 +90,6 @@ class GhostV2Module(pl.LightningModule):
         """Identity embeddings [N, 512] of images [N, 3, 256, 256] in [-1, 1] (gradient flows to the images)."""
         return self.face_embedder(images)
 
-    def forward(self, target: torch.Tensor, source_embedding: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """Swap: target [B, 3, 256, 256] in [-1, 1], source embedding [B, 512] → (swapped, target attributes)."""
-        return self.generator(target, source_embedding)
-
     def _eye_heatmaps(
         self, target: torch.Tensor, swapped: torch.Tensor
     ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None, torch.Tensor | None]:
@@ -106,10 +103,6 @@ class GhostV2Module(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         source_for_identity, source, target, same_person = batch
         optimizer_g, optimizer_d = self.optimizers()
-        # global_step counts G steps only (one per batch), as in the reference: D's optimizer step is not
-        # counted. Lightning re-installs the counting hooks before every batch, so this is done per step.
-        optimizer_d._on_before_step = _do_nothing
-        optimizer_d._on_after_step = _do_nothing
         schedulers = self.lr_schedulers() if self.config.use_scheduler else None
         with torch.no_grad():
             source_embedding = self.embed(source_for_identity)
@@ -134,10 +127,9 @@ class GhostV2Module(pl.LightningModule):
         if schedulers is not None:
             schedulers[0].step()
         self.untoggle_optimizer(optimizer_g)
-        # Every process must take the same --discr_force decision, so the running average follows the mean
-        # adversarial loss over all processes (the local value when training on one device).
-        adversarial = self.trainer.strategy.reduce(losses.adversarial.detach(), reduce_op="mean")
-        self.loss_adv_accumulated.copy_(running_adversarial_loss(self.loss_adv_accumulated, adversarial))
+        # Every process must take the same --discr_force decision: the processes share the previous value and
+        # the update is linear, so the mean of their updated values is the update by their mean adversarial loss.
+        self.loss_adv_accumulated.copy_(self.trainer.strategy.reduce(losses.adversarial_accumulated, reduce_op="mean"))
 
         # Discriminator step (on the swapped faces computed before G's update).
         self.toggle_optimizer(optimizer_d)
@@ -145,7 +137,7 @@ class GhostV2Module(pl.LightningModule):
         loss_d = discriminator_loss(self.discriminator, swapped, source, diff_person)
         self.manual_backward(loss_d)
         if self.discriminator_may_step():
-            optimizer_d.step()
+            self._uncounted_step(optimizer_d)
         if schedulers is not None:
             schedulers[1].step()
         self.untoggle_optimizer(optimizer_d)
@@ -166,6 +158,15 @@ class GhostV2Module(pl.LightningModule):
             "target_eyes": target_eyes, "swapped_eyes": swapped_eyes, "losses": logged,
             "loss_adv_accumulated": float(self.loss_adv_accumulated),
         }
+
+    def _uncounted_step(self, optimizer: LightningOptimizer) -> None:
+        """``optimizer.step()`` without adding to ``global_step``, which counts G steps only (one per batch).
+
+        The reference switches off the counting hooks of D's Lightning optimizer; the strategy's public
+        ``optimizer_step`` is what ``LightningOptimizer.step`` calls between those hooks (precision plugin and
+        gradient scaler included).
+        """
+        self.trainer.strategy.optimizer_step(optimizer.optimizer, _gradients_already_computed)
 
     def discriminator_may_step(self) -> bool:
         """D is held back under --discr_force while the running adversarial loss is above the threshold."""

@@ -18,6 +18,7 @@ from network.discriminator import MultiscaleDiscriminator
 from utils.errors import GhostError
 from utils.training.callbacks import (
     BatchImagesCallback,
+    ConfigFileCallback,
     ConsoleLogCallback,
     ExampleImagesCallback,
     GeneratorCheckpointCallback,
@@ -25,8 +26,11 @@ from utils.training.callbacks import (
 from utils.training.config import SCHEDULER_TYPES, TrainingConfig
 from utils.training.data import FaceSwapDataModule
 from utils.training.module import GhostV2Module
+from utils.training.training_arguments import config_to_yaml
 
 logger = logging.getLogger(__name__)
+
+CONFIG_FILE_NAME = "config.yaml"
 
 # G's parameters are switched off during D's step and D's during G's, so DDP must expect unused parameters.
 _DDP_STRATEGIES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
@@ -70,7 +74,7 @@ def build_models(config: TrainingConfig) -> tuple[torch.nn.Module, torch.nn.Modu
     return generator.train(), discriminator.train(), face_embedder, eye_detector
 
 
-def _devices(value: str) -> Any:
+def _devices(value: int | str) -> Any:
     return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
@@ -84,6 +88,7 @@ def build_logger(config: TrainingConfig) -> Logger:
 def build_trainer(config: TrainingConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """The Lightning Trainer with the run's loggers, callbacks (then ``extra_callbacks``) and hardware flags."""
     callbacks: list[pl.Callback] = [
+        ConfigFileCallback(config.logs_dir / CONFIG_FILE_NAME, config_to_yaml(config)),
         ConsoleLogCallback(config.log_step),
         BatchImagesCallback(config.images_dir, config.show_step),
         ExampleImagesCallback(config.example_images_path, config.images_dir, config.example_step),
@@ -116,7 +121,8 @@ def train(config: TrainingConfig, extra_callbacks: Sequence[pl.Callback] = ()) -
     ``extra_callbacks`` run after the built-in ones (tests and benchmarks use them to observe the run).
 
     Files land under --experiments_dir: saved_models_<run>/ (G/D latest), current_models_<run>/ (numbered G/D
-    safetensors and Lightning .ckpt files), images/, logs/.
+    safetensors and Lightning .ckpt files, whose ``hyper_parameters`` hold the resolved configuration), images/,
+    logs/<run>/ (TensorBoard events and config.yaml, the resolved configuration).
     """
     check_config(config)
     datamodule = FaceSwapDataModule(
