@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from utils.errors import ImageReadError
+from utils.inference.media import MediaReadError
 from utils.evaluation.media import LosslessVideoWriter, list_media, read_frames, video_fps
 
 
@@ -52,10 +52,10 @@ def test_results_are_written_losslessly_and_only_when_complete(tmp_path: Path) -
     assert LosslessVideoWriter(tmp_path / "empty.mkv", Fraction(1)).close() is None
 
 
-def test_a_broken_video_is_an_image_read_error(tmp_path: Path) -> None:
+def test_a_broken_video_is_a_read_error_naming_it(tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    with pytest.raises(ImageReadError, match="broken.mp4"):
+    with pytest.raises(MediaReadError, match="broken.mp4"):
         list(read_frames(broken))
 
 

@@ -1,6 +1,7 @@
 """Images and videos as sequences of frames (``H×W×3 uint8 BGR``), and the lossless video the results go into.
 
-Videos are decoded and written with PyAV.
+Videos are decoded by inference's reader (utils/inference/media.py: PyAV, frames turned upright) and the
+results written with PyAV.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import GhostError, ImageReadError
+from utils.errors import GhostError
 from utils.image import IMAGE_EXTENSIONS, read_image
+from utils.inference.media import VIDEO_EXTENSIONS, decode_frames, open_video
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 # Swapped videos are written losslessly (FFV1 in Matroska), so that --swapped_dir re-scores the very pixels.
 RESULT_VIDEO_EXTENSION = ".mkv"
@@ -36,43 +37,32 @@ def list_media(location: str | Path, extensions: Sequence[str] = MEDIA_EXTENSION
 
 
 def video_fps(path: str | Path) -> Fraction:
-    """The frame rate of a video's first video stream (DEFAULT_FPS when the file does not say)."""
-    import av
-
-    with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate
-    return Fraction(rate) if rate else Fraction(DEFAULT_FPS)
+    """The frame rate of a video's first moving-picture stream (DEFAULT_FPS when the file does not say)."""
+    container, info = open_video(path)
+    container.close()
+    return Fraction(info.average_rate) if info.average_rate else Fraction(DEFAULT_FPS)
 
 
 def read_frames(path: str | Path, step: int = 1, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(frame index, H×W×3 uint8 BGR)`` of an image (index 0) or of every ``step``-th video frame.
+    """``(frame index, H×W×3 uint8 BGR)`` of an image (index 0) or of every ``step``-th video frame, upright.
 
-    At most ``max_frames`` frames are returned. Raises ImageReadError for a file that cannot be decoded.
+    At most ``max_frames`` frames are returned. Raises ImageReadError / MediaReadError (GhostErrors naming the
+    file) for a file that cannot be decoded.
     """
     path = Path(path)
     if not is_video(path):
         yield 0, read_image(path)
         return
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as error:
-        raise ImageReadError(path, f"not a readable video ({error})") from None
+    container, info = open_video(path)
     returned = 0
     with container:
-        if not container.streams.video:
-            raise ImageReadError(path, "the file has no video stream")
-        try:
-            for index, frame in enumerate(container.decode(video=0)):
-                if index % step:
-                    continue
-                yield index, frame.to_ndarray(format="bgr24")
-                returned += 1
-                if max_frames is not None and returned >= max_frames:
-                    return
-        except av.error.FFmpegError as error:
-            raise ImageReadError(path, f"decoding failed after {returned} frame(s) ({error})") from None
+        for decoded in decode_frames(container, info, path):
+            if decoded.index % step:
+                continue
+            yield decoded.index, decoded.image
+            returned += 1
+            if max_frames is not None and returned >= max_frames:
+                return
 
 
 class LosslessVideoWriter:
