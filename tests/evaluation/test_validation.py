@@ -1,8 +1,8 @@
 """The training validation callback (utils/training/validation.py): known answers and logging at the chosen steps.
 
 Its hooks are called with a stand-in "module" whose swap is known (the target itself, or the source itself), and
-the callback is attached to a tiny Lightning run logging to TensorBoard. The metric models are stand-ins
-shared with the other evaluation tests (FaceNet for identity).
+the callback is attached to a tiny Lightning run logging to TensorBoard, then to a two-step train.py run on CPU
+(tests/training/conftest.py's stand-in flags). The metric models are stand-ins (FaceNet for identity).
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import train
 from tests.evaluation.conftest import TEST_EMBEDDINGS
+from tests.training.conftest import standin_flags, write_identity_dataset
 from utils.errors import GhostError
 from utils.inference.model_cache import ModelCache
 from utils.training.validation import VALIDATION_METRICS, ValidationMetricsCallback, read_validation_pairs
@@ -140,3 +142,26 @@ def test_a_tiny_run_logs_the_metrics_to_tensorboard(validation_faces: Path, stan
         assert [event.step for event in events.Scalars(name)] == [3], name
     assert np.isfinite([event.value for name in NAMES for event in events.Scalars(name)]).all()
     assert trainer.callback_metrics["val/id_similarity"] == pytest.approx(callback.last_logged["val/id_similarity"])
+
+
+@pytest.mark.slow
+def test_train_py_logs_the_validation_metrics_at_the_chosen_step(
+    validation_faces: Path, standin_weights: Path, example_images: dict[str, Path], tmp_path: Path
+) -> None:
+    dataset = write_identity_dataset(tmp_path / "dataset", example_images, identities=2, per_identity=1)
+    experiments = tmp_path / "experiments"
+    flags = standin_flags(standin_weights, dataset, experiments, tmp_path / "no_examples")
+    code = train.main([*flags, "--batch_size", "1", "--max_steps", "2", "--max_epochs", "1", "--save_step", "100",
+                       "--run_name", "val", "--val_pairs", str(validation_faces), "--val_every_n_steps", "2",
+                       "--val_face_embeddings", TEST_EMBEDDINGS])
+    assert code == 0
+    events = EventAccumulator(str(experiments / "logs" / "val"))
+    events.Reload()
+    for name in NAMES:
+        assert [event.step for event in events.Scalars(name)] == [2], name
+    assert {"lossG", "lossD"} <= set(events.Tags()["scalars"])
+
+
+def test_train_py_refuses_unusable_validation_pairs(tmp_path: Path, capsys) -> None:
+    assert train.main(["--dataset_path", str(tmp_path), "--val_pairs", str(tmp_path / "absent")]) == 1
+    assert "--val_pairs" in capsys.readouterr().err
