@@ -201,7 +201,7 @@ def test_bad_inputs_give_one_error_line(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
     completed = subprocess.run([sys.executable, "evaluate.py", "--sources", str(tmp_path / "absent"), "--targets",
                                 str(tmp_path), "--output_dir", str(tmp_path / "out")], cwd=REPO_ROOT, env=env,
-                               capture_output=True, text=True, timeout=300)
+                               capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines() == [f"error: {tmp_path / 'absent'} does not exist"]
     assert not (tmp_path / "out").exists()

@@ -23,6 +23,14 @@ def test_retrieval_among_sources_picks_each_swap_s_own_source() -> None:
     assert metrics.identity_retrieval(swapped, sources, wrong).tolist() == [False, False, True, False, True, True]
 
 
+def test_retrieval_by_identity_accepts_another_picture_of_the_same_person() -> None:
+    sources = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])  # rows 0 and 1: two frames of one video
+    swapped = torch.tensor([[0.9, 0.12]])  # nearest to row 1, made from row 0
+    assert not metrics.identity_retrieval(swapped, sources, torch.tensor([0]))[0]
+    assert metrics.identity_retrieval(swapped, sources, torch.tensor([0]), torch.tensor([7, 7, 8]))[0]
+    assert not metrics.identity_retrieval(swapped, sources, torch.tensor([0]), torch.tensor([7, 8, 8]))[0]
+
+
 def test_retrieval_ignores_the_embedding_scale() -> None:
     sources = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     swapped = torch.tensor([[0.2, 0.1], [10.0, 30.0]])  # raw ArcFace embeddings are not unit vectors

@@ -35,6 +35,13 @@ def test_a_pairs_csv_chooses_the_pairs(folders: tuple[Path, Path], tmp_path: Pat
     inputs = collect_inputs(EvaluationOptions(sources=str(sources), targets=str(targets), pairs=str(table)))
     assert inputs.pairs == (Pair(sources / "bob.jpg", targets / "t1.png"), Pair(sources / "bob.jpg", targets / "clip.mp4"))
     assert inputs.sources == (sources / "bob.jpg",)  # the retrieval gallery: the sources of the run
+    assert inputs.identities == ("bob",)
+    table.write_text("source,target,source_identity\nann.png,t1.png,video_7\nbob.jpg,t1.png,video_7\n")
+    inputs = collect_inputs(EvaluationOptions(sources=str(sources), targets=str(targets), pairs=str(table)))
+    assert inputs.identities == ("video_7", "video_7")
+    table.write_text("source,target,source_identity\nann.png,t1.png,a\nann.png,clip.mp4,b\n")
+    with pytest.raises(GhostError, match="row 3: ann.png has two identities"):
+        collect_inputs(EvaluationOptions(sources=str(sources), targets=str(targets), pairs=str(table)))
     table.write_text("source,target\nbob.jpg,nobody.png\n")
     with pytest.raises(GhostError, match="row 2: nobody.png"):
         collect_inputs(EvaluationOptions(sources=str(sources), targets=str(targets), pairs=str(table)))

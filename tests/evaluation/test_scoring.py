@@ -20,7 +20,7 @@ from torch import nn
 from tests.evaluation.conftest import TEST_EMBEDDINGS, face_landmarks, geometry_of, mirrored
 from utils.evaluation import metrics
 from utils.evaluation.measures import FaceMeasures
-from utils.evaluation.scoring import FaceGeometry, FrameScorer
+from utils.evaluation.scoring import FaceGeometry, FrameScorer, Gallery
 from utils.image import bgr_to_tensor
 from utils.inference.model_cache import ModelCache
 
@@ -51,7 +51,7 @@ def test_source_scored_as_the_swap_matches_its_self_similarity(scorer: FrameScor
                                                                photos, face) -> None:
     source_image, other_source = photos["astronaut"], cv2.flip(photos["cameraman"], 0)
     sources = [scorer.measure_source(image, face) for image in (other_source, source_image)]
-    gallery = torch.stack([item.embedding for item in sources])
+    gallery = Gallery(torch.stack([item.embedding for item in sources]), torch.tensor([0, 1]))
     # A different-sized picture makes the scorer cut the swapped face with its own geometry: the source's.
     target = photos["cameraman"][:160, :180]
     target_geometry = geometry_of(face_landmarks((40.0, 30.0, 120.0, 140.0)))

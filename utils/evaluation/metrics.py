@@ -26,13 +26,19 @@ def cosine_similarity(embeddings: torch.Tensor, references: torch.Tensor) -> tor
     return F.cosine_similarity(embeddings.float(), references.float(), dim=1)
 
 
-def identity_retrieval(swapped: torch.Tensor, sources: torch.Tensor, true_sources: torch.Tensor) -> torch.Tensor:
+def identity_retrieval(swapped: torch.Tensor, sources: torch.Tensor, true_sources: torch.Tensor,
+                       identities: torch.Tensor | None = None) -> torch.Tensor:
     """Whether each swapped face's nearest source (cosine) is its own: ``[N, D]``, ``[M, D]``, ``[N]`` → ``[N]`` bool.
 
-    ``true_sources`` holds each swapped face's row in ``sources``; ties go to the lower row.
+    ``true_sources`` holds each swapped face's row in ``sources``; ties go to the lower row. With ``identities``
+    ``[M]`` (a label per source, e.g. the video a frame comes from), any source of the same identity counts.
     """
     similarities = F.normalize(swapped.float(), dim=1) @ F.normalize(sources.float(), dim=1).T
-    return similarities.argmax(dim=1) == true_sources.to(similarities.device)
+    nearest, true_sources = similarities.argmax(dim=1), true_sources.to(similarities.device)
+    if identities is None:
+        return nearest == true_sources
+    identities = identities.to(similarities.device)
+    return identities[nearest] == identities[true_sources]
 
 
 def pose_error(angles: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
@@ -67,7 +73,7 @@ def outside_face(matrix: np.ndarray, crop_size: int, image_shape: tuple[int, ...
     """``H×W`` bool: pixels farther than the paste-back margin from the aligned square (what a swap must keep)."""
     square = face_square(matrix, crop_size, image_shape)
     side = crop_size / math.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2])))
-    margin = max(MIN_OUTSIDE_MARGIN, int(round(side * OUTSIDE_MARGIN_FRACTION)))
+    margin = max(MIN_OUTSIDE_MARGIN, round(side * OUTSIDE_MARGIN_FRACTION))
     grown = cv2.dilate(square.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
     return grown == 0
 

@@ -1,8 +1,9 @@
 """What an evaluation run scores: the source/target pairs, the generators (or folders of results) and their names.
 
 Pairs are every source with every target, or the rows of a ``pairs.csv`` (columns ``source`` and ``target``:
-file names inside --sources / --targets, or paths relative to the CSV). A result made elsewhere is found as
-``<source stem>__<target stem>.<extension>`` in its --swapped_dir.
+file names inside --sources / --targets, or paths relative to the CSV; an optional ``source_identity`` column
+names the person, so that id_retrieval accepts any picture of them, as the FaceForensics++ protocol does). A
+result made elsewhere is found as ``<source stem>__<target stem>.<extension>`` in its --swapped_dir.
 """
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ class Pair:
 
 @dataclass(frozen=True)
 class Inputs:
-    """The run's sources (in retrieval-gallery order) and pairs."""
+    """The run's sources (in retrieval-gallery order), each source's identity label, and the pairs."""
 
     sources: tuple[Path, ...]
     pairs: tuple[Pair, ...]
+    identities: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,28 +75,37 @@ def _resolve(entry: str, folder: Path, csv_path: Path, row: int) -> Path:
     raise GhostError(f"{csv_path} row {row}: {entry} is neither in {folder} nor beside the CSV")
 
 
-def _read_pairs_csv(csv_path: Path, sources: Path, targets: Path) -> list[Pair]:
+def _read_pairs_csv(csv_path: Path, sources: Path, targets: Path) -> tuple[list[Pair], dict[Path, str]]:
     if not csv_path.is_file():
         raise GhostError(f"--pairs {csv_path} does not exist")
+    pairs: list[Pair] = []
+    identities: dict[Path, str] = {}
     with csv_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"source", "target"} <= set(reader.fieldnames):
             raise GhostError(f"--pairs {csv_path} needs a header with the columns source and target")
-        return [Pair(_resolve(row["source"], sources, csv_path, index), _resolve(row["target"], targets, csv_path, index))
-                for index, row in enumerate(reader, start=2)]
+        for index, row in enumerate(reader, start=2):
+            pair = Pair(_resolve(row["source"], sources, csv_path, index), _resolve(row["target"], targets, csv_path, index))
+            identity = row.get("source_identity") or pair.source.stem
+            if identities.setdefault(pair.source, identity) != identity:
+                raise GhostError(f"{csv_path} row {index}: {row['source']} has two identities "
+                                 f"({identities[pair.source]} and {identity})")
+            pairs.append(pair)
+    return pairs, identities
 
 
 def collect_inputs(options: EvaluationOptions) -> Inputs:
     """The sources and pairs of a run (checked: images as sources, unique names, at least one pair)."""
     sources_location, targets_location = Path(options.sources), Path(options.targets)
     if options.pairs:
-        pairs = _read_pairs_csv(Path(options.pairs), sources_location, targets_location)
-        sources = list(dict.fromkeys(pair.source for pair in pairs))
+        pairs, identities = _read_pairs_csv(Path(options.pairs), sources_location, targets_location)
+        sources = list(identities)
         targets = list(dict.fromkeys(pair.target for pair in pairs))
     else:
         sources = list_media(sources_location, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
         targets = list_media(targets_location, MEDIA_EXTENSIONS)
         pairs = [Pair(source, target) for source in sources for target in targets]
+        identities = {source: source.stem for source in sources}
     videos = [path for path in sources if is_video(path)]
     if videos:
         raise GhostError(f"sources must be pictures; {videos[0]} is a video (take one of its frames)")
@@ -103,7 +114,7 @@ def collect_inputs(options: EvaluationOptions) -> Inputs:
     if not pairs:
         raise GhostError(f"nothing to evaluate: no picture found in {sources_location} or no picture or video in "
                          f"{targets_location}")
-    return Inputs(tuple(sources), tuple(pairs))
+    return Inputs(tuple(sources), tuple(pairs), tuple(identities[source] for source in sources))
 
 
 def find_result(swapped_dir: Path, pair: Pair) -> Path | None:

@@ -23,7 +23,7 @@ from utils.evaluation.media import RESULT_VIDEO_EXTENSION, LosslessVideoWriter, 
 from utils.evaluation.options import METRIC_NAMES, EvaluationOptions, default_eval_embeddings
 from utils.evaluation.pairs import GeneratorSpec, Inputs, Pair, collect_inputs, find_result, generator_specs
 from utils.evaluation.report import PairsCsv, Summary, WorstPairs, format_table, write_json
-from utils.evaluation.scoring import EVAL_CROP_SIZE, FaceGeometry, FrameScorer, MeasuredFace
+from utils.evaluation.scoring import EVAL_CROP_SIZE, FaceGeometry, FrameScorer, Gallery, MeasuredFace
 from utils.image import read_image, write_image
 from utils.inference.model_cache import ModelCache
 from utils.inference.options import EMBEDDING_PATH_FIELDS, SwapOptions
@@ -37,11 +37,12 @@ SKIPPED_ERRORS = (NoFaceFoundError, FaceIndexError, NSFWContentError, AlignmentE
 
 @dataclass
 class ScoredSource:
-    """A source picture measured once for the whole run (its row in the retrieval gallery)."""
+    """A source picture measured once for the whole run (its row in the retrieval gallery, its identity)."""
 
     path: Path
     face: MeasuredFace
     row: int
+    identity: str
 
 
 @dataclass
@@ -79,7 +80,8 @@ class EvaluationReport:
 def _measure_sources(inputs: Inputs, swapper: FaceSwapper, scorer: FrameScorer) -> dict[Path, ScoredSource]:
     """Detect and measure every source once; a source without a usable face is left out (with a warning)."""
     scored: dict[Path, ScoredSource] = {}
-    for path in tqdm(inputs.sources, desc="sources", unit="picture", leave=False):
+    for path, identity in tqdm(list(zip(inputs.sources, inputs.identities)), desc="sources", unit="picture",
+                               leave=False):
         image = read_image(path)
         try:
             geometry = FaceGeometry(*swapper.detect(image, swapper.options.source_face_index, "source"))
@@ -87,13 +89,16 @@ def _measure_sources(inputs: Inputs, swapper: FaceSwapper, scorer: FrameScorer) 
         except SKIPPED_ERRORS as error:
             logger.warning("source %s left out: %s", path, error)
             continue
-        scored[path] = ScoredSource(path, face, len(scored))
+        scored[path] = ScoredSource(path, face, len(scored), identity)
     return scored
 
 
-def _gallery(sources: dict[Path, ScoredSource]) -> torch.Tensor | None:
-    embeddings = [source.face.embedding for source in sources.values() if source.face.embedding is not None]
-    return torch.stack(embeddings) if embeddings and len(embeddings) == len(sources) else None
+def _gallery(sources: dict[Path, ScoredSource]) -> Gallery | None:
+    if not sources or any(source.face.embedding is None for source in sources.values()):
+        return None
+    labels = list(dict.fromkeys(source.identity for source in sources.values()))
+    return Gallery(torch.stack([source.face.embedding for source in sources.values()]),
+                   torch.tensor([labels.index(source.identity) for source in sources.values()]))
 
 
 class _GeneratorRun:

@@ -46,6 +46,14 @@ class MeasuredFace:
     eyes: torch.Tensor | None = None  # (4,) 256-pixel coordinates of the two eye points
 
 
+@dataclass
+class Gallery:
+    """Every source of a run for id_retrieval: embeddings ``[M, 512]`` and an identity label per source ``[M]``."""
+
+    embeddings: torch.Tensor
+    identities: torch.Tensor
+
+
 class FrameScorer:
     """Measures faces and scores frames with the metrics asked for whose models are available."""
 
@@ -101,18 +109,18 @@ class FrameScorer:
     # ------------------------------------------------------------------------------------------------ scoring
 
     def score(self, source: MeasuredFace, target: MeasuredFace, swapped: MeasuredFace,
-              gallery: torch.Tensor | None = None, source_row: int | None = None) -> dict[str, float]:
+              gallery: Gallery | None = None, source_row: int | None = None) -> dict[str, float]:
         """Every per-face metric of one frame (NaN where not measured).
 
-        ``gallery``: ``[M, 512]`` embeddings of every source of the run, ``source_row`` this source's row in it
-        (for id_retrieval).
+        ``gallery``: every source of the run, ``source_row`` this source's row in it (for id_retrieval).
         """
         values = dict.fromkeys(METRIC_NAMES, math.nan)
         wanted = set(self.metric_names)
         if self.uses_identity and "id_similarity" in wanted:
             values["id_similarity"] = float(metrics.cosine_similarity(swapped.embedding[None], source.embedding[None])[0])
         if self.uses_identity and "id_retrieval" in wanted and gallery is not None and source_row is not None:
-            hit = metrics.identity_retrieval(swapped.embedding[None], gallery, torch.tensor([source_row]))[0]
+            hit = metrics.identity_retrieval(swapped.embedding[None], gallery.embeddings, torch.tensor([source_row]),
+                                             gallery.identities)[0]
             values["id_retrieval"] = RETRIEVED if bool(hit) else MISSED
         if self.uses_motion:
             if "pose_error" in wanted:
