@@ -137,6 +137,15 @@ class TrainingConfig:
     use_wandb: bool = option(RUN, False, "log to Weights & Biases (WANDB_MODE=offline works)")
     wandb_project: str = option(RUN, "GhostV2", "W&B project")
     seed: int | None = option(RUN, None, "seed every random generator")
+    val_pairs: str | None = option(
+        RUN, None,
+        "validation pairs: a folder of aligned faces (each paired with the next) or a CSV source,target; "
+        "evaluate.py's identity, pose, expression and eye metrics are logged as val/* every --val_every_n_steps",
+    )
+    val_every_n_steps: int = option(RUN, 1000, "validation metrics every N generator steps (with --val_pairs)")
+    val_face_embeddings: str | None = option(
+        RUN, None, "identity model of the validation metrics [default: evaluate.py's, one --face_embeddings is not]",
+    )
 
     device: str | None = option(
         TRAINER, None,

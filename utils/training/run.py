@@ -27,6 +27,7 @@ from utils.training.config import SCHEDULER_TYPES, TrainingConfig
 from utils.training.data import FaceSwapDataModule
 from utils.training.module import GhostV2Module
 from utils.training.training_arguments import config_to_yaml
+from utils.training.validation import ValidationMetricsCallback, read_validation_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,13 @@ def check_config(config: TrainingConfig) -> None:
         raise GhostError(f"--batch_size must be positive; got {config.batch_size}")
     if config.ckpt_path and not Path(config.ckpt_path).is_file():
         raise GhostError(f"--ckpt_path {config.ckpt_path} does not exist")
+    if config.val_pairs:
+        read_validation_pairs(config.val_pairs)  # raises for a missing or unusable folder / CSV
+        if config.val_every_n_steps < 1:
+            raise GhostError(f"--val_every_n_steps must be 1 or more; got {config.val_every_n_steps}")
+        if config.val_face_embeddings is not None and config.val_face_embeddings not in FACE_EMBEDDING_NAMES:
+            raise GhostError(f"--val_face_embeddings must be one of {', '.join(FACE_EMBEDDING_NAMES)}; "
+                             f"got {config.val_face_embeddings!r}")
 
 
 def build_models(config: TrainingConfig) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module, torch.nn.Module | None]:
@@ -96,8 +104,11 @@ def build_trainer(config: TrainingConfig, extra_callbacks: Sequence[pl.Callback]
         ModelCheckpoint(
             dirpath=config.current_models_dir, every_n_epochs=config.save_epoch, save_top_k=-1, save_last="link",
         ),
-        *extra_callbacks,
     ]
+    if config.val_pairs:
+        callbacks.append(ValidationMetricsCallback(config.val_pairs, config.val_every_n_steps, config.face_embeddings,
+                                                   config.weights_dir, config.val_face_embeddings))
+    callbacks += extra_callbacks
     accelerator, devices = config.trainer_hardware
     return pl.Trainer(
         accelerator=accelerator,

@@ -1,0 +1,252 @@
+"""One evaluation run: swap (or read) every pair with every generator, score each frame, write the reports.
+
+Output layout: with one generator (or one --swapped_dir), ``<output_dir>/pairs.csv``, ``summary.json``,
+``worst_pairs.png`` and ``swapped/<source>__<target>.png|.mkv``; with several, the same inside
+``<output_dir>/<label>/`` for each, plus ``<output_dir>/comparison.json`` (label → summary).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from utils.errors import AlignmentError, FaceIndexError, NoFaceFoundError, NSFWContentError
+from utils.evaluation import metrics
+from utils.evaluation.measures import FaceMeasures
+from utils.evaluation.media import RESULT_VIDEO_EXTENSION, LosslessVideoWriter, is_video, read_frames, video_fps
+from utils.evaluation.options import METRIC_NAMES, EvaluationOptions, default_eval_embeddings
+from utils.evaluation.pairs import GeneratorSpec, Inputs, Pair, collect_inputs, find_result, generator_specs
+from utils.evaluation.report import PairsCsv, Summary, WorstPairs, format_table, write_json
+from utils.evaluation.scoring import EVAL_CROP_SIZE, FaceGeometry, FrameScorer, Gallery, MeasuredFace
+from utils.image import read_image, write_image
+from utils.inference.model_cache import ModelCache
+from utils.inference.options import EMBEDDING_PATH_FIELDS, SwapOptions
+from utils.inference.swap import FaceSwapper
+
+logger = logging.getLogger(__name__)
+
+# A frame that raises one of these is skipped (and counted), not the whole run.
+SKIPPED_ERRORS = (NoFaceFoundError, FaceIndexError, NSFWContentError, AlignmentError)
+
+
+@dataclass
+class ScoredSource:
+    """A source picture measured once for the whole run (its row in the retrieval gallery, its identity)."""
+
+    path: Path
+    face: MeasuredFace
+    row: int
+    identity: str
+
+
+@dataclass
+class GeneratorReport:
+    """What one generator (or folder of results) scored and where its files are."""
+
+    label: str
+    folder: Path
+    summary: Summary
+    frames: int = 0
+    skipped: int = 0
+    missing_results: int = 0
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationReport:
+    """The whole run: one report per generator, the metrics that could not run and the table to print."""
+
+    generators: list[GeneratorReport]
+    unavailable: dict[str, str]
+    eval_face_embeddings: str
+    metric_names: tuple[str, ...]
+    comparison: Path | None = None
+
+    @property
+    def table(self) -> str:
+        summaries = {report.label: report.summary for report in self.generators}
+        counts = ", ".join(f"{report.label}: {report.frames} frame(s) scored, {report.skipped} skipped"
+                           + (f", {report.missing_results} result(s) missing" if report.missing_results else "")
+                           for report in self.generators)
+        return format_table(summaries, self.unavailable, self.metric_names, self.eval_face_embeddings) + "\n" + counts
+
+
+def _measure_sources(inputs: Inputs, swapper: FaceSwapper, scorer: FrameScorer) -> dict[Path, ScoredSource]:
+    """Detect and measure every source once; a source without a usable face is left out (with a warning)."""
+    scored: dict[Path, ScoredSource] = {}
+    for path, identity in tqdm(list(zip(inputs.sources, inputs.identities)), desc="sources", unit="picture",
+                               leave=False):
+        image = read_image(path)
+        try:
+            geometry = FaceGeometry(*swapper.detect(image, swapper.options.source_face_index, "source"))
+            face = scorer.measure_source(image, geometry)
+        except SKIPPED_ERRORS as error:
+            logger.warning("source %s left out: %s", path, error)
+            continue
+        scored[path] = ScoredSource(path, face, len(scored), identity)
+    return scored
+
+
+def _gallery(sources: dict[Path, ScoredSource]) -> Gallery | None:
+    if not sources or any(source.face.embedding is None for source in sources.values()):
+        return None
+    labels = list(dict.fromkeys(source.identity for source in sources.values()))
+    return Gallery(torch.stack([source.face.embedding for source in sources.values()]),
+                   torch.tensor([labels.index(source.identity) for source in sources.values()]))
+
+
+class _GeneratorRun:
+    """Scores every pair with one generator (or one folder of results) and writes its files."""
+
+    def __init__(self, spec: GeneratorSpec, folder: Path, base: FaceSwapper, scorer: FrameScorer,
+                 sources: dict[Path, ScoredSource], options: EvaluationOptions) -> None:
+        self.spec, self.folder, self.scorer, self.sources, self.options = spec, folder, scorer, sources, options
+        self.swapper = FaceSwapper(spec.swap_options, base.models) if spec.swap_options else base
+        self.gallery = _gallery(sources)
+        self.metric_names = tuple(name for name in METRIC_NAMES if name in options.metrics)
+        self.values: dict[str, list[float]] = {name: [] for name in self.metric_names}
+        self.worst = WorstPairs(self.metric_names, options.worst_pairs)
+        self.report = GeneratorReport(spec.label, folder, {})
+
+    def run(self, pairs: tuple[Pair, ...]) -> GeneratorReport:
+        table = PairsCsv(self.folder / "pairs.csv", self.metric_names)
+        try:
+            for pair in tqdm(pairs, desc=self.spec.label, unit="pair"):
+                self._score_pair(pair, table)
+        finally:
+            self.report.files["pairs"] = table.close()
+        self.report.summary = {name: metrics.summarize(values) for name, values in self.values.items()}
+        for name, message in self.scorer.unavailable.items():
+            self.report.summary[name]["unavailable"] = message
+        self.report.files["summary"] = write_json(self.folder / "summary.json", self.report.summary)
+        picture = self.worst.write(self.folder / "worst_pairs.png")
+        if picture is not None:
+            self.report.files["worst_pairs"] = picture
+        return self.report
+
+    def _frames(self, pair: Pair, source_image: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """``(index, target frame, result frame or None to swap it here)`` of a pair."""
+        step, limit = self.options.frame_step, self.options.max_frames
+        if self.spec.swapped_dir is None:
+            for index, frame in read_frames(pair.target, step, limit):
+                yield index, frame, None
+            return
+        result = find_result(self.spec.swapped_dir, pair)
+        if result is None:
+            logger.warning("no result for %s in %s", pair.name, self.spec.swapped_dir)
+            self.report.missing_results += 1
+            return
+        for (index, frame), (_, swapped) in zip(read_frames(pair.target, step, limit), read_frames(result, step, limit)):
+            yield index, frame, swapped
+
+    def _swap(self, source_image: np.ndarray, target_frame: np.ndarray, given: np.ndarray | None
+              ) -> tuple[np.ndarray, FaceGeometry, FaceGeometry | None]:
+        """The swapped frame, the target's geometry and the swapped face's (None: the target's)."""
+        if given is None:
+            result = self.swapper.swap_images(source_image, target_frame)
+            return result.image, FaceGeometry(result.target.box, result.target.keypoints), None
+        index = self.swapper.options.target_face_index
+        target = FaceGeometry(*self.swapper.detect(target_frame, index, "target"))
+        if given.shape == target_frame.shape:
+            return given, target, None
+        return given, target, FaceGeometry(*self.swapper.detect(given, index, "swapped"))
+
+    def _score_pair(self, pair: Pair, table: PairsCsv) -> None:
+        source = self.sources.get(pair.source)
+        if source is None:
+            return
+        source_image = read_image(pair.source)
+        writer = None
+        if self.options.save_swapped and self.spec.swapped_dir is None and is_video(pair.target):
+            fps = video_fps(pair.target) / self.options.frame_step
+            writer = LosslessVideoWriter(self.folder / "swapped" / f"{pair.name}{RESULT_VIDEO_EXTENSION}", fps)
+        previous: tuple[np.ndarray, np.ndarray] | None = None
+        for index, target_frame, given in self._frames(pair, source_image):
+            try:
+                swapped, target_geometry, swapped_geometry = self._swap(source_image, target_frame, given)
+                target_face, swapped_face = self.scorer.measure_pair(target_frame, target_geometry, swapped,
+                                                                     swapped_geometry)
+            except SKIPPED_ERRORS as error:
+                logger.warning("%s frame %d skipped: %s", pair.name, index, error)
+                self.report.skipped += 1
+                if writer is not None:
+                    writer.write(target_frame)  # keeps the result's frames in step with the target's
+                previous = None
+                continue
+            values = self.scorer.score(source.face, target_face, swapped_face, self.gallery, source.row)
+            values["outside_face_change"] = self.scorer.outside_change(target_frame, swapped, target_face)
+            values["temporal_flicker"] = self._flicker(previous, target_frame, swapped, target_face)
+            self._record(pair, index, values, (source.face.crop, target_face.crop, swapped_face.crop), table)
+            if writer is not None:
+                writer.write(swapped)
+            elif self.options.save_swapped and self.spec.swapped_dir is None:
+                write_image(self.folder / "swapped" / f"{pair.name}.png", swapped, protect=(pair.source, pair.target))
+            previous = (target_frame, swapped)
+        if writer is not None:
+            writer.close()
+
+    def _flicker(self, previous: tuple[np.ndarray, np.ndarray] | None, target_frame: np.ndarray,
+                 swapped: np.ndarray, target_face: MeasuredFace) -> float:
+        if "temporal_flicker" not in self.metric_names or previous is None:
+            return math.nan
+        previous_target, previous_swapped = previous
+        if not (previous_target.shape == target_frame.shape == swapped.shape == previous_swapped.shape):
+            return math.nan
+        region = metrics.face_square(target_face.matrix, EVAL_CROP_SIZE, target_frame.shape)
+        return metrics.temporal_flicker(previous_swapped, swapped, previous_target, target_frame, region)
+
+    def _record(self, pair: Pair, index: int, values: dict[str, float], faces: tuple[np.ndarray, ...],
+                table: PairsCsv) -> None:
+        table.write(pair.source.name, pair.target.name, index, values)
+        for name in self.metric_names:
+            self.values[name].append(values[name])
+        caption = pair.name + (f"#{index}" if is_video(pair.target) else "")
+        self.worst.offer(caption, values, faces)
+        self.report.frames += 1
+
+
+def _measure_paths(options: EvaluationOptions, swap_options: SwapOptions, eval_name: str) -> dict[str, str | None]:
+    return {eval_name: getattr(swap_options, EMBEDDING_PATH_FIELDS[eval_name]),
+            "liveportrait_motion_extractor": options.motion_extractor_model_path,
+            "adaptive_wing_fan": options.eye_landmarks_model_path,
+            "face_alignment": swap_options.face_alignment_model_path}
+
+
+def run_evaluation(options: EvaluationOptions, swap_options: SwapOptions, models: ModelCache | None = None
+                   ) -> EvaluationReport:
+    """Score every pair with every generator of ``options``; files under ``options.output_dir``.
+
+    ``swap_options`` are the main generator's (and, with --swapped_dir, the detection settings). Raises
+    GhostError for inputs that cannot make a run; frames without a usable face are skipped and counted.
+    """
+    options.check()
+    inputs = collect_inputs(options)
+    specs = generator_specs(options, swap_options)
+    base = FaceSwapper(swap_options, models)
+    conditioning = [spec.swap_options.face_embeddings for spec in specs if spec.swap_options is not None]
+    eval_name = options.eval_face_embeddings or default_eval_embeddings(conditioning)
+    if eval_name in conditioning:
+        logger.warning("identity is measured with %s, the model a generator was conditioned on: similarity and "
+                       "retrieval will flatter it", eval_name)
+    measures = FaceMeasures(eval_name, base.device, swap_options.weights_dir,
+                            _measure_paths(options, swap_options, eval_name), base.models)
+    scorer = FrameScorer(measures, options.metrics)
+    sources = _measure_sources(inputs, base, scorer)
+    output = Path(options.output_dir)
+    reports = []
+    for spec in specs:
+        folder = output if len(specs) == 1 else output / spec.label
+        reports.append(_GeneratorRun(spec, folder, base, scorer, sources, options).run(inputs.pairs))
+        logger.info("%s: %d frame(s) scored, reports in %s", spec.label, reports[-1].frames, folder)
+    report = EvaluationReport(reports, dict(scorer.unavailable), eval_name,
+                              tuple(name for name in METRIC_NAMES if name in options.metrics))
+    if len(specs) > 1:
+        report.comparison = write_json(output / "comparison.json",
+                                       {item.label: item.summary for item in reports})
+    return report
