@@ -197,6 +197,19 @@ def test_frames_without_a_face_are_skipped_and_counted(inputs: dict[str, Path], 
     assert "0 frame(s) scored" in table
 
 
+def test_a_failed_run_leaves_no_report_behind(inputs: dict[str, Path], swap_flags: list[str], tmp_path: Path,
+                                              capsys) -> None:
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    (targets / "broken.mp4").write_bytes(b"not a video")
+    output = tmp_path / "out"
+    assert evaluate.main(["--sources", str(inputs["sources"] / "astronaut.png"), "--targets", str(targets),
+                          "--output_dir", str(output), "--metrics", "outside_face_change", *swap_flags]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot read") and "broken.mp4" in errors[0]
+    assert not [path for path in output.rglob("*") if path.is_file()]
+
+
 def test_bad_inputs_give_one_error_line(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
     completed = subprocess.run([sys.executable, "evaluate.py", "--sources", str(tmp_path / "absent"), "--targets",

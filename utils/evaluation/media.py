@@ -68,7 +68,7 @@ def read_frames(path: str | Path, step: int = 1, max_frames: int | None = None) 
 class LosslessVideoWriter:
     """Writes ``H×W×3 uint8 BGR`` frames to a lossless video, renamed into place by :meth:`close` only.
 
-    A run that fails half way leaves a hidden ``.partial`` file, never a truncated video under the final name.
+    Until then the frames go to a hidden ``.partial`` file, which :meth:`abort` removes.
     """
 
     def __init__(self, path: str | Path, fps: Fraction) -> None:
@@ -98,3 +98,10 @@ class LosslessVideoWriter:
         self._container.close()
         os.replace(self.partial, self.path)
         return self.path
+
+    def abort(self) -> None:
+        """Drop the unfinished file."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self.partial.unlink(missing_ok=True)

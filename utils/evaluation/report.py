@@ -58,6 +58,11 @@ class PairsCsv:
         os.replace(_partial(self.path), self.path)
         return self.path
 
+    def abort(self) -> None:
+        """Drop the unfinished file (a failed run leaves no pairs.csv behind)."""
+        self._handle.close()
+        _partial(self.path).unlink(missing_ok=True)
+
 
 def write_json(path: Path, data: Any) -> Path:
     """``data`` as indented JSON at ``path`` (written aside, then renamed)."""

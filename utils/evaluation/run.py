@@ -119,8 +119,10 @@ class _GeneratorRun:
         try:
             for pair in tqdm(pairs, desc=self.spec.label, unit="pair"):
                 self._score_pair(pair, table)
-        finally:
-            self.report.files["pairs"] = table.close()
+        except BaseException:
+            table.abort()
+            raise
+        self.report.files["pairs"] = table.close()
         self.report.summary = {name: metrics.summarize(values) for name, values in self.values.items()}
         for name, message in self.scorer.unavailable.items():
             self.report.summary[name]["unavailable"] = message
@@ -130,7 +132,7 @@ class _GeneratorRun:
             self.report.files["worst_pairs"] = picture
         return self.report
 
-    def _frames(self, pair: Pair, source_image: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    def _frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         """``(index, target frame, result frame or None to swap it here)`` of a pair."""
         step, limit = self.options.frame_step, self.options.max_frames
         if self.spec.swapped_dir is None:
@@ -161,13 +163,24 @@ class _GeneratorRun:
         source = self.sources.get(pair.source)
         if source is None:
             return
-        source_image = read_image(pair.source)
         writer = None
         if self.options.save_swapped and self.spec.swapped_dir is None and is_video(pair.target):
             fps = video_fps(pair.target) / self.options.frame_step
             writer = LosslessVideoWriter(self.folder / "swapped" / f"{pair.name}{RESULT_VIDEO_EXTENSION}", fps)
+        try:
+            self._score_frames(pair, source, table, writer)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
+
+    def _score_frames(self, pair: Pair, source: ScoredSource, table: PairsCsv,
+                      writer: LosslessVideoWriter | None) -> None:
+        source_image = read_image(pair.source)
         previous: tuple[np.ndarray, np.ndarray] | None = None
-        for index, target_frame, given in self._frames(pair, source_image):
+        for index, target_frame, given in self._frames(pair):
             try:
                 swapped, target_geometry, swapped_geometry = self._swap(source_image, target_frame, given)
                 target_face, swapped_face = self.scorer.measure_pair(target_frame, target_geometry, swapped,
@@ -188,8 +201,6 @@ class _GeneratorRun:
             elif self.options.save_swapped and self.spec.swapped_dir is None:
                 write_image(self.folder / "swapped" / f"{pair.name}.png", swapped, protect=(pair.source, pair.target))
             previous = (target_frame, swapped)
-        if writer is not None:
-            writer.close()
 
     def _flicker(self, previous: tuple[np.ndarray, np.ndarray] | None, target_frame: np.ndarray,
                  swapped: np.ndarray, target_face: MeasuredFace) -> float:
