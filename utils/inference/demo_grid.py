@@ -44,7 +44,8 @@ def aligned_best_face(swapper: FaceSwapper, image: np.ndarray, what: str) -> np.
     from models.retinaface import best_face
 
     options = swapper.options
-    detector = swapper.detector.with_sizing(max_size=None)  # the same loaded network
+    # No max_size, as the original demo re-detects its cells (faces/README.md §1.3); the same loaded network.
+    detector = swapper.detector.with_sizing(max_size=None)
     key = ("demo_cell", hashlib.sha1(image.tobytes()).hexdigest(), image.shape, options.detection_threshold,
            options.retina_face_model_path, options.weights_dir)
     best = best_face(swapper.models.detections(key, lambda: detector.detect(image, in_score_order=True)))

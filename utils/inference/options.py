@@ -84,7 +84,7 @@ class SwapOptions:
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-        if self.detection_max_size is not None and self.detection_max_size != -1 and self.detection_max_size <= 0:
+        if self.detection_max_size not in (None, -1) and self.detection_max_size <= 0:
             raise GhostError(f"--detection_max_size must be positive or -1 (got {self.detection_max_size})")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
