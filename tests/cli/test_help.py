@@ -8,7 +8,7 @@ import pytest
 
 import utils.cli
 
-SCRIPTS = ("inference", "demo", "align", "convert", "embedding_distance", "train", "preprocess_laion",
+SCRIPTS = ("inference", "demo", "align", "convert", "embedding_distance", "evaluate", "train", "preprocess_laion",
            "preprocess_lagenda", "download_weights", "webui")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli.conftest import relabelled_nsfw_model
+from tests.conftest import relabelled_nsfw_model
 from utils.evaluation.measures import FaceMeasures
 from utils.evaluation.scoring import FaceGeometry, FrameScorer
 from utils.inference.model_cache import ModelCache
