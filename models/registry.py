@@ -154,7 +154,7 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
         CheckpointSpec(
             "cvlface_aligner", "the CVLFace differentiable face aligner (DFA mobilenet)",
             "cvlface_DFA_mobilenet.safetensors", "CVLFace/cvlface_DFA_mobilenet.safetensors",
-            "manifest_cvlface_DFA_mobilenet.json", "models.cvlface:DifferentiableFaceAligner",
+            "manifest_cvlface_DFA_mobilenet.json", "models.cvlface_aligner:DifferentiableFaceAligner",
             convert="models.cvlface:convert_state_dict", optional_key_suffixes=_BN,
             licence=Licence("MIT (mk-minchul/CVLface)", "MIT", "WIDER FACE + CVLFace alignment data"),
         ),

@@ -11,13 +11,8 @@ from safetensors.torch import load_file
 
 from models.adaface import AdaFaceBackbone
 from models.arcface import IResNet
-from models.cvlface import (
-    ARCFACE_TEMPLATE_112,
-    CVLViT,
-    DifferentiableFaceAligner,
-    convert_state_dict,
-    similarity_transform,
-)
+from models.cvlface import ARCFACE_TEMPLATE_112, CVLViT, convert_state_dict
+from models.cvlface_aligner import DifferentiableFaceAligner, similarity_transform
 from models.embeddings import (
     DEFAULT_FACE_EMBEDDINGS,
     FACE_EMBEDDING_NAMES,
