@@ -39,6 +39,7 @@ class WebUI:
         self.settings = settings or WebUISettings()
         self.models = models
         self.workspace: Workspace | None = None
+        self.service: SwapService | None = None
         self.blocks = None
         self.url: str | None = None
         self._saved_environment: dict[str, str | None] = {}
@@ -64,8 +65,8 @@ class WebUI:
     def _serve(self) -> None:
         from utils.webui.layout import build_page
 
-        service = SwapService(self.options, self.settings, self.workspace, self.video, self.models)
-        self.blocks = build_page(service)
+        self.service = SwapService(self.options, self.settings, self.workspace, self.video, self.models)
+        self.blocks = build_page(self.service)
         self.blocks.queue(default_concurrency_limit=1)
         self.blocks.launch(
             server_name=self.settings.host, server_port=self.settings.port, share=False, inbrowser=False,
@@ -83,6 +84,7 @@ class WebUI:
         if self.blocks is not None:
             self.blocks.close()
             self.blocks = None
+        self.service = None
         if self.workspace is not None:
             self.workspace.close()
             self.workspace = None

@@ -48,6 +48,7 @@ class Page:
     result_video: gr.Video
     result_file: gr.File
     result_info: gr.Markdown
+    option_changes: gr.Markdown
 
 
 @contextmanager
@@ -76,6 +77,18 @@ def default_choices(service: SwapService) -> tuple[int, tuple[int, ...]]:
     return service.options.source_face_index, (service.options.target_face_index,)
 
 
+def start_up_values(service: SwapService) -> dict[OptionGroup, Any]:
+    """The options each panel group shows when the page opens (webui.py's flags, else the dataclass defaults)."""
+    return {MODEL_OPTIONS: service.options, VIDEO_OPTIONS: service.video, SELECTION_OPTIONS: FaceSelection()}
+
+
+def describe_option_changes(differences: list[str]) -> str:
+    """The line under the advanced panel: which options differ from the start-up values (or why one is bad)."""
+    if not differences:
+        return "Advanced options: all at their start-up values"
+    return "Advanced options changed: " + ", ".join(differences)
+
+
 class PageHandlers:
     """The page's event functions, over one SwapService."""
 
@@ -86,6 +99,18 @@ class PageHandlers:
 
     def changes(self, group: OptionGroup, values: dict) -> dict[str, Any]:
         return group.changes([values[widget] for widget in self.page.panels[group]])
+
+    def show_option_changes(self, values: dict) -> str:
+        """The advanced options that differ from the start-up ones, so the user sees what the next job uses."""
+        differences = []
+        for group, start in start_up_values(self.service).items():
+            try:
+                changes = self.changes(group, values)
+            except GhostError as error:  # a half-typed value: say so here, the job itself refuses it
+                differences.append(str(error))
+                continue
+            differences += [f"`{name}` = {value}" for name, value in changes.items() if value != getattr(start, name)]
+        return describe_option_changes(differences)
 
     def show_source_faces(self, values: dict) -> tuple:
         """Gallery of every source photo's faces; the source face goes back to its start-up value."""

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from utils.inference.selection import FaceSelection
-from utils.webui.handlers import Page, PageHandlers, default_choices, describe_selection
-from utils.webui.panel import MODEL_OPTIONS, SELECTION_OPTIONS, VIDEO_OPTIONS
+from utils.webui.handlers import (
+    Page,
+    PageHandlers,
+    default_choices,
+    describe_option_changes,
+    describe_selection,
+    start_up_values,
+)
+from utils.webui.panel import MODEL_OPTIONS
 from utils.webui.service import SwapService
 
 TITLE = "GhostV2 face swap"
@@ -41,10 +47,10 @@ def build_page(service: SwapService) -> gr.Blocks:
                 selection = gr.Markdown(describe_selection(source_face, target_faces, False, 0), elem_id="selection")
                 with gr.Accordion("Advanced: inference.py's options", open=False, elem_id="advanced"):
                     panels = {}
-                    for group, values in ((MODEL_OPTIONS, service.options), (VIDEO_OPTIONS, service.video),
-                                          (SELECTION_OPTIONS, FaceSelection())):
+                    for group, values in start_up_values(service).items():
                         gr.Markdown(f"### {group.title}")
                         panels[group] = group.build(values)
+                option_changes = gr.Markdown(describe_option_changes([]), elem_id="option_changes")
                 swap_button = gr.Button("Swap", variant="primary", elem_id="swap")
             with gr.Column():
                 before_after = gr.ImageSlider(label="Before / after", type="filepath", interactive=False,
@@ -57,7 +63,7 @@ def build_page(service: SwapService) -> gr.Blocks:
                 result_info = gr.Markdown(elem_id="result_info")
         page = Page(source_files, source_gallery, gr.State([]), gr.State(source_face), target_file, target_gallery,
                     gr.State([]), gr.State(target_faces), swap_all, reference_files, selection, panels, before_after,
-                    result_image, result_video, result_file, result_info)
+                    result_image, result_video, result_file, result_info, option_changes)
         wire(page, PageHandlers(service, page), swap_button)
     return blocks
 
@@ -83,6 +89,8 @@ def wire(page: Page, handlers: PageHandlers, swap_button: gr.Button) -> None:
     for component in (page.swap_all, page.reference_files):
         component.change(handlers.refresh_selection, inputs=chosen, outputs=page.selection)
     every_option = {widget for widgets in page.panels.values() for widget in widgets}
+    for widget in every_option:  # cheap and model-free: outside the models' queue slot
+        widget.change(handlers.show_option_changes, inputs=every_option, outputs=page.option_changes)
     swap_button.click(handlers.swap, inputs={page.source_files, page.target_file, *chosen, *every_option},
                       outputs=[page.before_after, page.result_image, page.result_video, page.result_file,
                                page.result_info], **MODEL_QUEUE)

@@ -63,9 +63,9 @@ class OptionGroup:
                 if optional:
                     choices.insert(0, ("default", UNSET))
                 widgets.append(gr.Dropdown(choices=choices, value=UNSET if value is None else value, **common))
-            elif kind in (int, float):
+            elif kind in (int, float) and not optional:
                 widgets.append(gr.Number(value=value, precision=0 if kind is int else None, **common))
-            else:
+            else:  # text, and numbers that may be unset: Gradio's Number sends 0 for an empty box, not None
                 widgets.append(gr.Textbox(value=UNSET if value is None else str(value), **common))
         return widgets
 
@@ -79,7 +79,11 @@ class OptionGroup:
                     raise GhostError(f"the advanced option {name} needs a value")
                 changes[name] = None
             else:
-                changes[name] = kind(value.strip() if isinstance(value, str) else value)
+                try:
+                    changes[name] = kind(value.strip() if isinstance(value, str) else value)
+                except ValueError as error:
+                    wanted = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+                    raise GhostError(f"the advanced option {name} needs {wanted}, not {value!r}") from error
         return changes
 
 
