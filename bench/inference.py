@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="0.5 makes the stand-in detector find faces")
     add_bool(parser, "enhance_output", True, "GFPGAN")
     add_bool(parser, "inpaint_output", True, "tiny SDXL inpainting")
+    add_bool(parser, "release_weights", True, "hand back each model's weight pages after its stage "
+                                              "(--no-release_weights: the earlier behaviour, all kept resident)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     kit = args.kit or default_kit()
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             weights_dir=args.weights_dir, device=args.device, detection_threshold=args.detection_threshold,
             paste_back_mode=args.paste_back_mode, face_embeddings=args.face_embeddings,
             enhance_output=args.enhance_output, inpaint_output=args.inpaint_output, inpainting_seed=0,
+            release_weights=args.release_weights,
             nsfw_model=str(tiny_normal_nsfw_model(kit, Path(scratch))),
             inpainting_model=str(kit / "geometry" / "tiny_sdxl_inpaint"),
         )
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"device {swapper.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
         print(f"pair: {source.name} ({read_image(source).shape[1::-1]}) -> {target.name} "
               f"({read_image(target).shape[1::-1]}), paste-back {options.paste_back_mode}, "
-              f"enhance {options.enhance_output}, inpaint {options.inpaint_output}")
+              f"enhance {options.enhance_output}, inpaint {options.inpaint_output}, "
+              f"release weights {options.release_weights}")
         start = time.perf_counter()
         swapper.load_models()
         load_time = time.perf_counter() - start

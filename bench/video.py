@@ -54,7 +54,7 @@ def run_clip(args, scratch: Path) -> dict:
     options = SwapOptions(
         weights_dir=args.weights_dir, device=args.device, detection_threshold=args.detection_threshold,
         detection_max_size=args.detection_max_size, paste_back_mode=args.paste_back_mode,
-        enhance_output=args.enhance_output, inpaint_output=False,
+        enhance_output=args.enhance_output, inpaint_output=False, release_weights=args.release_weights,
         nsfw_model=str(tiny_normal_nsfw_model(kit, scratch)),
     )
     swapper = FaceSwapper(options)
@@ -83,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 20.0], help="clip lengths")
     parser.add_argument("--fps", type=int, default=2, help="clip frame rate (low: stand-in models are slow on CPU)")
     parser.add_argument("--size", type=int, nargs=2, default=[1280, 720], metavar=("WIDTH", "HEIGHT"))
-    parser.add_argument("--batch_size", type=int, default=8, help="--batch_size of the swap")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help="--batch_size of the swap [default: as inference.py, 8 on CUDA, 1 on CPU]")
     parser.add_argument("--detection_max_size", type=int, default=640, help="RetinaFace input long side")
     parser.add_argument("--detection_threshold", type=float, default=0.5,
                         help="0.5 makes the stand-in detector find faces")
     parser.add_argument("--paste_back_mode", choices=PASTE_BACK_MODES, default="ghost", help="paste-back mode")
     add_bool(parser, "enhance_output", False, "GFPGAN (slow on CPU)")
+    add_bool(parser, "release_weights", True, "hand back each model's weight pages after its stage")
     parser.add_argument("--child_seconds", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"device {args.device}, {args.threads} threads, torch {torch.__version__}, clips {args.size[0]}x"
               f"{args.size[1]} at {args.fps} frames/s, detection at {args.detection_max_size} px, paste-back "
-              f"{args.paste_back_mode}, enhance {args.enhance_output}, batch {args.batch_size}")
+              f"{args.paste_back_mode}, enhance {args.enhance_output}, batch {args.batch_size}, release weights "
+              f"{args.release_weights}")
     peaks = {}
     for seconds in args.seconds:
         child = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--child_seconds",

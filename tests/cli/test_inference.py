@@ -446,3 +446,20 @@ def test_two_runs_write_identical_files(shared_models: None, swapper: FaceSwappe
     assert outputs[0] == outputs[1]
     # The stand-in GFPGAN does add noise (an unseeded rerun would differ): its noise strengths are not all zero.
     assert any(float(conv.weight.abs().max()) > 0 for conv in swapper.gfpgan.stylegan_decoder.style_convs)
+
+
+def test_released_weights_give_the_same_swap(swapper: FaceSwapper, pair: tuple[Path, Path]) -> None:
+    """--release_weights hands a model's mapped weight pages back after its stage; the next use maps them again,
+    so the swap is the same bytes as with every model kept resident (--no-release_weights)."""
+    from utils.checkpoint import resident_mapped_bytes
+
+    source, target = read_image(pair[0]), read_image(pair[1])
+    kept = swapper.with_options(release_weights=False, enhance_output=True)
+    resident = kept.swap_images(source, target)
+    assert resident_mapped_bytes(kept.generator) > 0 and resident_mapped_bytes(kept.gfpgan) > 0
+    released = swapper.with_options(release_weights=True, enhance_output=True)
+    result = released.swap_images(source, target)
+    assert resident_mapped_bytes(released.generator) == resident_mapped_bytes(released.gfpgan) == 0
+    assert resident_mapped_bytes(released.detector.model) == 0
+    assert np.array_equal(result.image, resident.image)
+    assert np.array_equal(result.enhanced_face, resident.enhanced_face)

@@ -5,7 +5,8 @@ import pytest
 
 from utils.errors import GhostError
 from utils.inference.options import SwapOptions
-from utils.webui.panel import MODEL_OPTIONS, UNSET
+from utils.inference.video import VideoOptions
+from utils.webui.panel import MODEL_OPTIONS, UNSET, VIDEO_OPTIONS
 
 
 def optional_options() -> SwapOptions:
@@ -22,6 +23,16 @@ def test_start_up_values_read_back_unchanged(gradio_available: None, options: Sw
         widgets = MODEL_OPTIONS.build(options)
     changes = MODEL_OPTIONS.changes([widget.value for widget in widgets])
     assert changes == {name: getattr(options, name) for name in MODEL_OPTIONS.helps}
+
+
+@pytest.mark.parametrize("video", [VideoOptions(), VideoOptions(batch_size=4, smooth_window=0)])
+def test_video_values_read_back_unchanged(gradio_available: None, video: VideoOptions) -> None:
+    import gradio as gr
+
+    with gr.Blocks():
+        widgets = VIDEO_OPTIONS.build(video)
+    assert VIDEO_OPTIONS.changes([widget.value for widget in widgets]) == {
+        name: getattr(video, name) for name in VIDEO_OPTIONS.helps}
 
 
 def test_unset_numbers_are_blank_text_boxes(gradio_available: None) -> None:

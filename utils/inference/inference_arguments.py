@@ -46,6 +46,9 @@ OPTION_HELP = {
                           "as it is; a smaller value is faster, see bench/detection_size.py)",
     "detection_upscale": "also enlarge photos smaller than --detection_max_size, as the original; "
                          "--no-detection_upscale detects them as they are (faster, slightly different boxes)",
+    "release_weights": "after each stage, give back the memory holding that model's weights (they stay in the "
+                       "system's file cache and map back on the next use, about 0.1 s per GB): a lower peak RSS; "
+                       "--no-release_weights keeps every model resident",
     "source_face_index": "which source face, counted from the left",
     "target_face_index": "which target face, counted from the left",
     "precision": "16 / 16-mixed: float16 autocast (CUDA only); default float32",
@@ -70,7 +73,8 @@ DEBUG_FILES = {
 
 
 VIDEO_HELP = {
-    "batch_size": "video frames detected together, and faces through the generator and GFPGAN together",
+    "batch_size": "video frames detected together, and faces through the generator and GFPGAN together "
+                  "[default: 8 on CUDA, 1 on CPU, where batching is slower and multiplies the memory]",
     "smooth_window": "average each face's 5 keypoints over +-N frames of its track (GHOST v1: 2); 0 = off",
     "keep_audio": "keep the audio streams (copied as they are when the output container takes their codec, "
                   "else re-encoded)",

@@ -48,6 +48,9 @@ class SwapOptions:
     # a smaller limit or --no-detection_upscale is our speed option (bench/detection_size.py).
     detection_max_size: int | None = DEFAULT_MAX_SIZE
     detection_upscale: bool = True
+    # Weights are memory-mapped from their checkpoints; pages handed back after a stage stay in the OS file cache,
+    # so the next use maps them again from memory, not from disk (bench/inference.py measures both settings).
+    release_weights: bool = True
     source_face_index: int = 0
     target_face_index: int = 0
     device: str = "auto"

@@ -7,6 +7,7 @@ in ``FaceSwapper.timings`` for the benchmark.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from utils.checkpoint import release_weight_pages
 from utils.device import autocast, resolve_device, use_fp16
 from utils.errors import GhostError
 from utils.image import bgr_to_tensor, detection_problem, read_image, tensor_to_bgr_uint8, write_image
@@ -89,11 +91,15 @@ class FaceSwapper:
     # ------------------------------------------------------------------------------------------------ timing
 
     @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
+    def _stage(self, name: str, model: Any = None) -> Iterator[None]:
+        """Time a stage; then, with --release_weights, hand back the memory of ``model``'s mapped weights."""
         start = time.perf_counter()
         try:
             yield
         finally:
+            if model is not None and self.options.release_weights:
+                for network in networks_of(model):
+                    release_weight_pages(network)
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def _load(self, key: tuple, load: Callable[[], Any]) -> Any:
@@ -187,13 +193,11 @@ class FaceSwapper:
         options = self.options
 
         def load():
-            from functools import partial
-
             from models.bisenet import load_bisenet, parse_face
 
             model = load_bisenet(device=self.device, path=options.face_parser_model_path,
                                  weights_dir=options.weights_dir)
-            return partial(parse_face, model=model)
+            return functools.partial(parse_face, model=model)
 
         return self._load(("bisenet", options.face_parser_model_path, options.weights_dir), load)
 
@@ -249,7 +253,7 @@ class FaceSwapper:
     def check_nsfw(self, image: np.ndarray, what: str) -> None:
         """Raise NSFWContentError when the classifier calls ``image`` (H×W×3 uint8 BGR) NSFW."""
         nsfw_filter = self.nsfw_filter
-        with self._stage("nsfw"):
+        with self._stage("nsfw", nsfw_filter):
             nsfw_filter.check(image, what)
 
     def detections(self, image: np.ndarray) -> list:
@@ -264,7 +268,7 @@ class FaceSwapper:
         key = (hashlib.sha1(image.tobytes()).hexdigest(), image.shape, options.detection_threshold,
                options.detection_max_size, options.detection_upscale, options.retina_face_model_path,
                options.weights_dir)
-        with self._stage("detect"):
+        with self._stage("detect", detector):
             return self.models.detections(key, lambda: detector.detect(image))
 
     def detect_frames(self, images: list[np.ndarray]) -> list[list]:
@@ -274,7 +278,7 @@ class FaceSwapper:
         are dropped, so one bad detection leaves its frame unchanged instead of stopping the video.
         """
         detector = self.detector
-        with self._stage("detect"), torch.inference_mode():
+        with self._stage("detect", detector), torch.inference_mode():
             found = detector.detect_batch(images)
         return [[face for face in faces if detection_problem(face, image.shape) is None]
                 for image, faces in zip(images, found)]
@@ -291,7 +295,7 @@ class FaceSwapper:
         from utils.align import align_face
 
         aligner = self.cvlface_aligner if self.options.align_mode == "cvlface" else None
-        with self._stage("align"), torch.inference_mode():
+        with self._stage("align", aligner), torch.inference_mode():
             face, matrix = align_face(image, keypoints, self.options.align_mode, ALIGNED_FACE_SIZE,
                                       cvlface_aligner=aligner)
         return FaceInImage(image=image, box=box, keypoints=keypoints, face=face, matrix=matrix)
@@ -301,20 +305,20 @@ class FaceSwapper:
         from utils.align import transform_points
 
         landmark_detector = self.landmark_detector
-        with self._stage("landmarks"), torch.inference_mode():
+        with self._stage("landmarks", landmark_detector), torch.inference_mode():
             landmarks = landmark_detector.get_landmarks(face.image, face.box)
             face.landmarks = transform_points(landmarks, face.matrix)
 
     def embed(self, source_face: np.ndarray) -> torch.Tensor:
         """Identity embedding ``[1, 512]`` of an aligned 256×256 BGR face with ``--face_embeddings``."""
         embedder = self.embedder
-        with self._stage("embed"), torch.inference_mode(), autocast(self.device, self.fp16):
+        with self._stage("embed", embedder), torch.inference_mode(), autocast(self.device, self.fp16):
             return embedder(bgr_to_tensor(source_face).to(self.device)).float()
 
     def embed_batch(self, faces: list[np.ndarray]) -> torch.Tensor:
         """Identity embeddings ``[N, 512]`` (float32, on the device) of aligned 256×256 BGR faces, one batch."""
         embedder = self.embedder
-        with self._stage("embed"), torch.inference_mode(), autocast(self.device, self.fp16):
+        with self._stage("embed", embedder), torch.inference_mode(), autocast(self.device, self.fp16):
             return embedder(self._to_device(faces)).float()
 
     def _to_device(self, faces: list[np.ndarray]) -> torch.Tensor:
@@ -327,7 +331,7 @@ class FaceSwapper:
     def generate_batch(self, target_faces: list[np.ndarray], identities: torch.Tensor) -> list[np.ndarray]:
         """The generator on a batch: aligned faces and their ``[N, 512]`` identities → N 256×256×3 uint8 BGR."""
         generator = self.generator
-        with self._stage("generate"), torch.inference_mode(), autocast(self.device, self.fp16):
+        with self._stage("generate", generator), torch.inference_mode(), autocast(self.device, self.fp16):
             swapped, _ = generator(self._to_device(target_faces), identities.to(self.device))
             swapped = swapped.float()
         return [tensor_to_bgr_uint8(face[None]) for face in swapped]
@@ -344,7 +348,7 @@ class FaceSwapper:
         seed = 0
         for face in faces:
             seed = zlib.crc32(face.tobytes(), seed)
-        with self._stage("enhance"), torch.inference_mode(), seeded_noise(seed, self.device):
+        with self._stage("enhance", gfpgan), torch.inference_mode(), seeded_noise(seed, self.device):
             upscaled = [cv2.resize(face, (GFPGAN_FACE_SIZE, GFPGAN_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
                         for face in faces]
             return [cv2.resize(face, (ALIGNED_FACE_SIZE, ALIGNED_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
@@ -373,7 +377,7 @@ class FaceSwapper:
         if mode == "none":
             return face, None
         parser = self.face_parser if self.options.uses_parser else None
-        with self._stage("paste"), torch.inference_mode():
+        with self._stage("paste", parser), torch.inference_mode():
             return paste_back(
                 mode, target.image if image is None else image, face, target.matrix,
                 source_landmarks=source.landmarks, target_landmarks=target.landmarks, face_parser=parser,
@@ -388,7 +392,7 @@ class FaceSwapper:
         from utils.inpainting import inpaint_face_edges
 
         pipeline = self.inpainter
-        with self._stage("inpaint"):
+        with self._stage("inpaint", pipeline):
             seed = self.options.inpainting_seed
             if seed is None:
                 seed = zlib.crc32(mask.tobytes(), zlib.crc32(image.tobytes()))
@@ -471,6 +475,20 @@ class FaceSwapper:
         if not (self.options.debug_ghost_landmarks and face.landmarks is not None):
             return face.face
         return draw_landmark_indices(face.face, face.landmarks)
+
+
+def networks_of(model: Any) -> list[torch.nn.Module]:
+    """The torch networks inside a loaded model: the module itself, a wrapper's ``.model`` (detectors, NSFW
+    filter), a partial's module arguments (the face parser) or a diffusers pipeline's components."""
+    if isinstance(model, torch.nn.Module):
+        return [model]
+    if isinstance(model, functools.partial):
+        candidates = list(model.keywords.values())
+    elif hasattr(model, "components"):
+        candidates = list(model.components.values())
+    else:
+        candidates = [getattr(model, "model", None)]
+    return [candidate for candidate in candidates if isinstance(candidate, torch.nn.Module)]
 
 
 def draw_landmark_indices(face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

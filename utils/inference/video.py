@@ -42,11 +42,16 @@ logger = logging.getLogger(__name__)
 REFERENCE_RECHECK_FRAMES = 12
 
 
+CUDA_BATCH_SIZE, CPU_BATCH_SIZE = 8, 1  # --batch_size when unset
+
+
 @dataclass(frozen=True)
 class VideoOptions:
     """How videos are swapped and written; field names are inference.py's flags."""
 
-    batch_size: int = 8  # frames detected together; faces through the generator and GFPGAN together
+    # Frames detected together, and faces through the generator and GFPGAN together; None: 8 on CUDA, 1 on CPU,
+    # where bench/video.py measured batches of 8 slower (47 s vs 42 s for 8 720p frames) at 2.3x the peak RSS.
+    batch_size: int | None = None
     smooth_window: int = 2  # keypoints averaged over ±N frames of a track (GHOST v1: 2); 0 = off
     keep_audio: bool = True
     video_codec: str = "auto"  # auto: the container's default (H.264 for .mp4/.mkv/.mov, VP9 for .webm)
@@ -55,7 +60,7 @@ class VideoOptions:
     nsfw_check_seconds: float = 1.0  # one NSFW-checked frame per this much video time (the first frame too)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise GhostError(f"--batch_size must be at least 1; got {self.batch_size}")
         if self.smooth_window < 0:
             raise GhostError(f"--smooth_window counts frames (0 = off); got {self.smooth_window}")
@@ -363,18 +368,19 @@ def swap_video(
     container, info = open_video(target_path)
     writer = VideoWriter(output_path, target_path, info, options.video_codec, options.video_quality,
                          options.video_preset, options.keep_audio)
+    batch_size = options.batch_size or (CUDA_BATCH_SIZE if swapper.device.type == "cuda" else CPU_BATCH_SIZE)
     state = _VideoSwap(swapper, sources, selection, reference_embeddings, options)
-    queue_size = 2 * options.batch_size + options.smooth_window
+    queue_size = 2 * batch_size + options.smooth_window
     reader = _BackgroundReader(decode_frames(container, info, target_path), queue_size)
     encoder = _BackgroundWriter(writer, queue_size)
     try:
         with torch.inference_mode():
             ready: list = []
-            for frames in _chunks(reader, options.batch_size):
+            for frames in _chunks(reader, batch_size):
                 ready.extend(state.detect(frames))
-                while len(ready) >= options.batch_size:
-                    _write(state.swap(ready[:options.batch_size]), encoder, state, info.frame_count, progress)
-                    del ready[:options.batch_size]
+                while len(ready) >= batch_size:
+                    _write(state.swap(ready[:batch_size]), encoder, state, info.frame_count, progress)
+                    del ready[:batch_size]
             ready.extend(state.smoother.flush())
             _write(state.swap(ready), encoder, state, info.frame_count, progress)
         encoder.close()
