@@ -27,7 +27,7 @@ import torch
 
 from bench.common import add_bench_arguments, print_figures
 from bench.network import MIB, _resident_bytes
-from bench.train_step import process_peak_mib
+from bench.train_step import status_mib
 from models import registry
 from utils.checkpoint import load_into_module, read_state_dict
 from utils.cli import make_parser
@@ -51,7 +51,7 @@ def _measure(name: str, method: str, weights_dir: str | None, device: str, threa
     torch.set_num_threads(threads)
     registry.resolve(registry.CHECKPOINTS[name].builder)  # import the family before the baseline
     baseline = _resident_bytes()
-    baseline_peak = process_peak_mib() or 0.0
+    baseline_peak = status_mib("VmHWM:") or 0.0
     start = time.perf_counter()
     if method == "meta":
         module = registry.load_model(name, device=device, weights_dir=weights_dir)
@@ -63,7 +63,7 @@ def _measure(name: str, method: str, weights_dir: str | None, device: str, threa
             tensor.float().sum().item()
     touched = time.perf_counter()
     rise = (_resident_bytes() - baseline) / MIB
-    peak = (process_peak_mib() or 0.0) - baseline_peak
+    peak = (status_mib("VmHWM:") or 0.0) - baseline_peak
     return loaded - start, touched - loaded, rise, peak
 
 

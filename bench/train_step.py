@@ -63,6 +63,7 @@ class StepTimer(pl.Callback):
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.rss_mib: list[float] = []  # resident memory after each batch (flat over steps: nothing accumulates)
         self._start = 0.0
 
     @staticmethod
@@ -79,6 +80,9 @@ class StepTimer(pl.Callback):
     ) -> None:
         self._synchronise(pl_module)
         self.seconds.append(time.perf_counter() - self._start)
+        rss = status_mib("VmRSS:")
+        if rss is not None:
+            self.rss_mib.append(rss)
 
 
 @dataclass
@@ -103,12 +107,12 @@ class StepTiming:
         )
 
 
-def process_peak_mib() -> float | None:
-    """The process's peak resident memory so far (Linux VmHWM), in MiB."""
+def status_mib(field: str) -> float | None:
+    """A memory line of /proc/self/status (``"VmHWM:"`` peak, ``"VmRSS:"`` now) in MiB; None off Linux."""
     if not _STATUS.exists():
         return None
     for line in _STATUS.read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return None
 
@@ -145,8 +149,10 @@ def time_steps(
     timed = timer.seconds[1:]
     if cuda:
         return StepTiming("cuda", precision, batch_size, timed, torch.cuda.max_memory_allocated() / MIB, "CUDA allocated")
-    process_peak = process_peak_mib()
+    process_peak = status_mib("VmHWM:")
     note = "" if process_peak is None else f" (process peak RSS {process_peak:,.0f} MiB)"
+    if len(timer.rss_mib) > 1:
+        note += f"; RSS after each step {', '.join(f'{rss:,.0f}' for rss in timer.rss_mib)} MiB"
     return StepTiming("cpu", precision, batch_size, timed, cpu_peak["peak_mib"], "RSS rise", note)
 
 
