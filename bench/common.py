@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from utils.cli import run_cli
@@ -26,3 +27,16 @@ def print_figures(figures: Callable[[], Iterable[str]]) -> int:
             print(line, flush=True)
 
     return run_cli(body)
+
+
+def timing_summary(seconds: Sequence[float], batch_size: int, per: str, unit: str, peak_mib: float | None,
+                   memory_kind: str) -> str:
+    """``"<median> <unit>/<per> (<median per image>, best <min> of <n>), peak <memory_kind> <MiB>"``.
+
+    ``seconds`` are the timed runs of one batch; ``unit`` is ``"s"`` or ``"ms"``.
+    """
+    scale = 1000.0 if unit == "ms" else 1.0
+    median = statistics.median(seconds) * scale
+    memory = "n/a" if peak_mib is None else f"{peak_mib:,.0f} MiB"
+    return (f"{median:9.2f} {unit}/{per} ({median / batch_size:7.2f} {unit}/image, best {min(seconds) * scale:.2f} "
+            f"{unit} of {len(seconds)}), peak {memory_kind} {memory}")

@@ -14,7 +14,6 @@ if __package__ in (None, ""):
     # Run as a file: put the repository first on the path, or this file would shadow the `network` package.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bench.common import timing_summary
 from network.aeinet import BACKBONES, AEINet
 from network.discriminator import MultiscaleDiscriminator
 from utils.cli import add_bool, make_parser, run_cli
@@ -46,13 +46,8 @@ class ForwardTiming:
     memory_kind: str
 
     def line(self) -> str:
-        median = statistics.median(self.seconds)
-        memory = "n/a" if self.peak_memory_mib is None else f"{self.peak_memory_mib:,.0f} MiB"
-        return (
-            f"{self.device:5s} {self.precision:5s} batch {self.batch_size:3d}: {median * 1000:9.1f} ms/forward "
-            f"({median / self.batch_size * 1000:7.1f} ms/image, best {min(self.seconds) * 1000:.1f} ms "
-            f"of {len(self.seconds)}), peak {self.memory_kind} {memory}"
-        )
+        return (f"{self.device:5s} {self.precision:5s} batch {self.batch_size:3d}: "
+                + timing_summary(self.seconds, self.batch_size, "forward", "ms", self.peak_memory_mib, self.memory_kind))
 
 
 def _resident_bytes() -> int:

@@ -19,7 +19,6 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import logging
-import statistics
 import time
 import warnings
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bench.common import timing_summary
 from bench.network import MIB, cpu_peak_tracker
 from models.embeddings import DEFAULT_FACE_EMBEDDINGS, FACE_EMBEDDING_NAMES, FaceEmbedder
 from models.registry import build_module
@@ -98,13 +98,9 @@ class StepTiming:
     memory_note: str = ""
 
     def line(self) -> str:
-        median = statistics.median(self.seconds)
-        memory = "n/a" if self.peak_mib is None else f"{self.peak_mib:,.0f} MiB"
-        return (
-            f"{self.accelerator:4s} {self.precision:10s} batch {self.batch_size:3d}: {median:8.2f} s/step "
-            f"({median / self.batch_size:6.2f} s/image, best {min(self.seconds):.2f} s of {len(self.seconds)} timed "
-            f"steps), peak {self.memory_kind} {memory}{self.memory_note}"
-        )
+        return (f"{self.accelerator:4s} {self.precision:10s} batch {self.batch_size:3d}: "
+                + timing_summary(self.seconds, self.batch_size, "step", "s", self.peak_mib, self.memory_kind)
+                + self.memory_note)
 
 
 def status_mib(field: str) -> float | None:
