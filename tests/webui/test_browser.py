@@ -28,6 +28,7 @@ from tests.webui.conftest import (
 
 TARGET_SIZE = (192, 256)  # width, height: not square, so a transposed or resized result shows
 CLIP_SIZE, CLIP_FRAMES, CLIP_FPS = (128, 96), 3, 10
+RETYPES, RETYPE_AFTER_MS = 2, 10_000  # see set_option
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +151,25 @@ def set_option(tab, name: str, value: str) -> None:
     """Type ``value`` into the advanced panel's widget for option ``name`` (the panel is opened first).
 
     Returns once the server has the value: the line under the panel names it. An event fired before that
-    (an upload right after typing) could still carry the old value.
+    (an upload right after typing) could still carry the old value. Text typed into a panel that has only
+    just opened can be lost (Playwright types within milliseconds, before the widget listens), so it is
+    typed again if the server has not named it within a few seconds.
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     widget = option_input(tab, name)
     if not widget.is_visible():
         tab.locator("#advanced").get_by_text("Advanced").click()
+    named = tab.locator("#option_changes").get_by_text(f"{name} = {value}")
+    for _ in range(RETYPES):
+        widget.fill(value)
+        try:
+            named.wait_for(timeout=RETYPE_AFTER_MS)
+            return
+        except PlaywrightTimeout:
+            widget.fill("")
     widget.fill(value)
-    tab.locator("#option_changes").get_by_text(f"{name} = {value}").wait_for()
+    named.wait_for()
 
 
 def test_no_face_at_the_panels_threshold_is_a_message(browser_page, photos: dict[str, Path]) -> None:
