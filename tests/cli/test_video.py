@@ -410,3 +410,35 @@ def test_the_stand_in_models_run_a_video_end_to_end(
     assert progress[-1] == (3, 3)
     assert {"detect", "generate", "enhance", "paste", "read", "write"} <= set(report.timings)
     assert len(read_clip(tmp_path / "out.mp4").frames) == 3
+
+
+def test_video_frames_keep_the_weights_and_hand_them_back_at_the_end(
+    standin_weights: Path, normal_nsfw_model: Path, photo_face: np.ndarray, example_images: dict[str, Path],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--release_weights releases after the source's stages and once at the end, never per frame: a longer clip
+    makes no more release calls, and afterwards the generator holds no resident weight pages."""
+    import utils.inference.swap as swap_module
+    from utils.checkpoint import release_weight_pages, resident_mapped_bytes
+
+    calls: list[int] = []
+
+    def counted_release(module):
+        calls.append(1)
+        return release_weight_pages(module)
+
+    monkeypatch.setattr(swap_module, "release_weight_pages", counted_release)
+    options = SwapOptions(weights_dir=str(standin_weights), device="cpu", detection_threshold=STANDIN_THRESHOLD,
+                          detection_max_size=160, nsfw_model=str(normal_nsfw_model), paste_back_mode="basic",
+                          enhance_output=False, inpaint_output=False)
+    swapper = FaceSwapper(options)
+    counts = []
+    for frames in (2, 6):
+        clip_path = write_clip(tmp_path / f"clip{frames}.mp4", moving_face_frames(photo_face, frames))
+        calls.clear()
+        report = swap_media(swapper, [example_images["cameraman"]], clip_path, tmp_path / f"out{frames}.mp4",
+                            FaceSelection(), VideoOptions(batch_size=1))
+        assert report.frames_swapped == frames
+        counts.append(len(calls))
+        assert resident_mapped_bytes(swapper.generator) == 0
+    assert counts[0] == counts[1] > 0

@@ -46,9 +46,9 @@ OPTION_HELP = {
                           "as it is; a smaller value is faster, see bench/detection_size.py)",
     "detection_upscale": "also enlarge photos smaller than --detection_max_size, as the original; "
                          "--no-detection_upscale detects them as they are (faster, slightly different boxes)",
-    "release_weights": "after each stage, give back the memory holding that model's weights (they stay in the "
-                       "system's file cache and map back on the next use, about 0.1 s per GB): a lower peak RSS; "
-                       "--no-release_weights keeps every model resident",
+    "release_weights": "after each stage of a photo swap, and after a video, give back the memory holding the "
+                       "models' weights (they stay in the system's file cache and map back on the next use): a "
+                       "lower peak RSS; video frames always keep them; --no-release_weights keeps them resident",
     "source_face_index": "which source face, counted from the left",
     "target_face_index": "which target face, counted from the left",
     "precision": "16 / 16-mixed: float16 autocast (CUDA only); default float32",

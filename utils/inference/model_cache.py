@@ -42,6 +42,10 @@ class ModelCache:
         clone._detections.update(self._detections)
         return clone
 
+    def models(self) -> list[Any]:
+        """The models in memory."""
+        return list(self._models.values())
+
     def loaded(self) -> list[str]:
         """Names of the models in memory (for logs and tests)."""
         return [key[0] for key in self._models]

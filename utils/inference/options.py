@@ -49,7 +49,8 @@ class SwapOptions:
     detection_max_size: int | None = DEFAULT_MAX_SIZE
     detection_upscale: bool = True
     # Weights are memory-mapped from their checkpoints; pages handed back after a stage stay in the OS file cache,
-    # so the next use maps them again from memory, not from disk (bench/inference.py measures both settings).
+    # so the next use maps them again from memory, not from disk. Video frames keep them (FaceSwapper
+    # .weights_resident); bench/inference.py and bench/video.py measure both settings.
     release_weights: bool = True
     source_face_index: int = 0
     target_face_index: int = 0

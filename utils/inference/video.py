@@ -374,7 +374,7 @@ def swap_video(
     reader = _BackgroundReader(decode_frames(container, info, target_path), queue_size)
     encoder = _BackgroundWriter(writer, queue_size)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), swapper.weights_resident():
             ready: list = []
             for frames in _chunks(reader, batch_size):
                 ready.extend(state.detect(frames))
