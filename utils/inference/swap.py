@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -99,8 +99,7 @@ class FaceSwapper:
             yield
         finally:
             if model is not None and self._release_weights:
-                for network in networks_of(model):
-                    release_weight_pages(network)
+                release_weights_of([model])
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     @contextmanager
@@ -117,9 +116,7 @@ class FaceSwapper:
         finally:
             self._release_weights = released
             if released:
-                for model in self.models.models():
-                    for network in networks_of(model):
-                        release_weight_pages(network)
+                release_weights_of(self.models.models())
 
     def _load(self, key: tuple, load: Callable[[], Any]) -> Any:
         if key in self.models:
@@ -508,6 +505,13 @@ def networks_of(model: Any) -> list[torch.nn.Module]:
     else:
         candidates = [getattr(model, "model", None)]
     return [candidate for candidate in candidates if isinstance(candidate, torch.nn.Module)]
+
+
+def release_weights_of(models: Iterable[Any]) -> None:
+    """Hand back the memory-mapped weight pages of every network inside ``models`` (utils.checkpoint)."""
+    for model in models:
+        for network in networks_of(model):
+            release_weight_pages(network)
 
 
 def draw_landmark_indices(face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
