@@ -1,0 +1,86 @@
+"""A whole live session as live.py runs it: open the camera and the outputs (so a missing device or backend is
+reported before any model loads), open the swap stream, run the loop, and close everything whatever happened,
+so the recorded file is complete and playable after Ctrl+C, an NSFW stop or a camera disconnect.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from utils.live.camera import Camera, open_camera
+from utils.live.capture import FrameGrabber
+from utils.live.loop import LiveLoop, LiveStats
+from utils.live.options import LiveOptions
+from utils.live.outputs import (
+    FrameOutput,
+    VideoFileOutput,
+    VirtualCameraOutput,
+    WindowOutput,
+    import_pyvirtualcam,
+)
+from utils.live.stream import FrameStream
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_FPS = 30.0  # the rate announced to a virtual camera or file when the camera does not say its own
+
+
+def output_fps(camera: Camera, options: LiveOptions) -> float:
+    """The frame rate announced to the outputs: the camera's, capped by ``--fps``."""
+    fps = camera.fps if camera.fps > 0 else FALLBACK_FPS
+    return min(fps, options.fps) if options.fps else fps
+
+
+def open_outputs(options: LiveOptions, size: tuple[int, int], fps: float) -> list[FrameOutput]:
+    """The outputs ``options`` ask for (a window when none is), for ``size`` (width, height) frames."""
+    outputs: list[FrameOutput] = []
+    try:
+        if options.output_file_path is not None:
+            outputs.append(VideoFileOutput(options.output_file_path, *size, fps))
+        if options.virtual_camera:
+            outputs.append(VirtualCameraOutput(*size, fps))
+        if options.window or not options.has_output:
+            outputs.append(WindowOutput())
+    except BaseException:
+        close_all(outputs)
+        raise
+    return outputs
+
+
+def close_all(outputs: list[FrameOutput]) -> None:
+    """Close every output, even when one of them fails to (the file first: it is what must survive)."""
+    for output in outputs:
+        try:
+            output.close()
+        except Exception as error:  # noqa: BLE001 - the others must still be closed
+            logger.warning("while closing %s: %s", type(output).__name__, error)
+
+
+def run_live(options: LiveOptions, open_swap: Callable[[], FrameStream], camera: Camera | None = None,
+             stop: threading.Event | None = None) -> LiveStats:
+    """Swap ``options.camera`` (or ``camera``) with the stream ``open_swap()`` builds until a stop; the stats.
+
+    Raises our GhostErrors (no such camera, no backend, a source photo without a face, an NSFW frame) with one
+    line; outputs opened before the error are closed first (a file keeps the frames written so far).
+    """
+    if options.virtual_camera:
+        import_pyvirtualcam()  # before the camera opens: a missing package is the first thing to say
+    if camera is None:
+        camera = open_camera(options.camera, options.camera_width, options.camera_height)
+    outputs: list[FrameOutput] = []
+    stream: FrameStream | None = None
+    grabber: FrameGrabber | None = None
+    try:
+        outputs = open_outputs(options, camera.size, output_fps(camera, options))
+        stream = open_swap()
+        grabber = FrameGrabber(camera, options.queue_size).start()
+        loop = LiveLoop(grabber, stream.swap, outputs, options)
+        return loop.run(stop)
+    finally:
+        if grabber is not None:
+            grabber.stop()
+        camera.close()
+        if stream is not None:
+            stream.close()
+        close_all(outputs)
