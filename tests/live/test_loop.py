@@ -64,6 +64,7 @@ def test_a_fast_camera_and_a_slow_swap_drop_frames_and_keep_the_delay_bounded(tm
         tracemalloc.stop()
     assert stats.stopped_by == "camera ended or disconnected"
     assert swap.closed
+    assert stats.files_written == {str(output): stats.frames_swapped}  # the summary says what the file holds
     # Every captured frame was swapped or counted as dropped (the queue was empty at the end).
     assert stats.frames_captured == 600
     assert stats.frames_swapped + stats.dropped == stats.frames_captured

@@ -60,6 +60,7 @@ class LiveStats:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     max_latency: float = 0.0
     stopped_by: str = ""
+    files_written: dict[str, int] = field(default_factory=dict)  # recorded file -> frames in it
 
     @property
     def dropped(self) -> int:
@@ -84,11 +85,13 @@ class LiveStats:
         return float(np.percentile(np.asarray(self.latencies), percentile)) * 1000 if self.latencies else 0.0
 
     def summary(self) -> str:
-        """One line: frames swapped and dropped, frames/s, latency."""
+        """One line: frames swapped and dropped, frames/s, latency (and the frames of each recorded file)."""
+        files = "".join(f"; {frames} frame(s) written to {path}" for path, frames in self.files_written.items())
         return (f"{self.frames_swapped} frame(s) swapped of {self.frames_captured} captured, {self.dropped} dropped "
                 f"({self.dropped_queue} replaced by newer ones, {self.dropped_late} too late, {self.dropped_rate} "
                 f"over the frames/s limit); {self.fps:.1f} frames/s, latency median "
-                f"{self.latency_ms(50):.0f} ms, p95 {self.latency_ms(95):.0f} ms, max {self.max_latency * 1000:.0f} ms")
+                f"{self.latency_ms(50):.0f} ms, p95 {self.latency_ms(95):.0f} ms, max {self.max_latency * 1000:.0f} ms"
+                + files)
 
 
 class LiveLoop:

@@ -173,4 +173,8 @@ class VideoFileOutput:
             logger.warning("while finishing %s: %s", self.path, error)
         finally:
             container.close()
+        if not self.frames:  # a file without a frame plays nowhere: leave nothing
+            self.path.unlink(missing_ok=True)
+            logger.info("no frame was swapped; %s not written", self.path)
+            return
         logger.info("wrote %d frame(s) to %s", self.frames, self.path)

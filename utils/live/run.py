@@ -1,6 +1,7 @@
-"""A whole live session as live.py runs it: open the camera and the outputs (so a missing device or backend is
-reported before any model loads), open the swap stream, run the loop, and close everything whatever happened,
-so the recorded file is complete and playable after Ctrl+C, an NSFW stop or a camera disconnect.
+"""A whole live session as live.py runs it: check the cheap things first (the virtual-camera package, the output
+path, the camera), then open the swap stream (models, source faces) and the outputs, run the loop, and close
+everything whatever happened, so the recorded file is complete and playable after Ctrl+C, an NSFW stop or a
+camera disconnect.
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from utils.image import check_output_file
 from utils.live.camera import Camera, open_camera
 from utils.live.capture import FrameGrabber
 from utils.live.loop import LiveLoop, LiveStats
@@ -58,25 +60,33 @@ def close_all(outputs: list[FrameOutput]) -> None:
 
 
 def run_live(options: LiveOptions, open_swap: Callable[[], FrameStream], camera: Camera | None = None,
-             stop: threading.Event | None = None) -> LiveStats:
+             stop: threading.Event | None = None, outputs: list[FrameOutput] | None = None) -> LiveStats:
     """Swap ``options.camera`` (or ``camera``) with the stream ``open_swap()`` builds until a stop; the stats.
+
+    ``outputs`` replaces the outputs ``options`` ask for (benchmarks: a display stand-in); they are closed too.
 
     Raises our GhostErrors (no such camera, no backend, a source photo without a face, an NSFW frame) with one
     line; outputs opened before the error are closed first (a file keeps the frames written so far).
     """
     if options.virtual_camera:
         import_pyvirtualcam()  # before the camera opens: a missing package is the first thing to say
+    if options.output_file_path is not None:
+        check_output_file(options.output_file_path)
     if camera is None:
         camera = open_camera(options.camera, options.camera_width, options.camera_height)
-    outputs: list[FrameOutput] = []
+    given, outputs = outputs, []
     stream: FrameStream | None = None
     grabber: FrameGrabber | None = None
     try:
-        outputs = open_outputs(options, camera.size, output_fps(camera, options))
-        stream = open_swap()
+        stream = open_swap()  # loads the models and finds the source faces: a photo without one stops here
+        outputs = given if given is not None else open_outputs(options, camera.size, output_fps(camera, options))
         grabber = FrameGrabber(camera, options.queue_size).start()
         loop = LiveLoop(grabber, stream.swap, outputs, options)
-        return loop.run(stop)
+        try:
+            return loop.run(stop)
+        finally:
+            loop.stats.files_written = {str(output.path): output.frames for output in outputs
+                                        if isinstance(output, VideoFileOutput)}
     finally:
         if grabber is not None:
             grabber.stop()

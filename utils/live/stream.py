@@ -52,6 +52,7 @@ class SwapperStream:
         self._resources = ExitStack()
         self._resources.enter_context(swapper.weights_resident())
         try:
+            swapper.load_models()  # now, not on the first frame: that frame would wait seconds
             with torch.inference_mode():
                 self.sources = prepare_sources(swapper, [Path(path) for path in source_paths])
                 self.references = reference_embeddings(swapper, [Path(path) for path in
