@@ -108,24 +108,35 @@ class FaceSwapper(SwapModels):
     def paste(
         self, face: np.ndarray, source: FaceInImage, target: FaceInImage, image: np.ndarray | None = None,
         ghost_settings: GhostMaskSettings | None = None, face_labels: np.ndarray | None = None,
+        keep_mask: bool = True,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Put the 256×256 face back with ``--paste_back_mode``; (image, mask or None).
 
         ``image`` (default: the target's own picture) is what the face goes into, e.g. a frame where other
         faces were already pasted; ``ghost_settings`` fix the ghost mask settings (kept per track);
-        ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it.
+        ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it. Without
+        ``keep_mask`` (video and live frames) no full-frame mask is made, and on CUDA the warps and the blend
+        run on the device (utils.device_paste).
         """
+        from utils.device_paste import crop_alpha, paste_on_device, runs_on_device
         from utils.paste_back import paste_back
 
         mode = self.options.paste_back_mode
         if mode == "none":
             return face, None
+        into = target.image if image is None else image
+        if runs_on_device(self.device, mode, keep_mask):
+            with self._stage("paste"), torch.inference_mode():
+                labels = face_labels if face_labels is not None or mode != "facexlib_with_parser" else \
+                    self._parse_one(face)
+                alpha = crop_alpha(mode, face.shape[0], source.landmarks, target.landmarks, labels, ghost_settings)
+                return paste_on_device(into, face, alpha, target.matrix, self.device, mode == "ghost"), None
         parser = None
         if self.options.uses_parser:
             parser = (lambda _face: face_labels) if face_labels is not None else self._parse_one
         with self._stage("paste"), torch.inference_mode():
             return paste_back(
-                mode, target.image if image is None else image, face, target.matrix,
+                mode, into, face, target.matrix,
                 source_landmarks=source.landmarks, target_landmarks=target.landmarks, face_parser=parser,
                 ghost_settings=ghost_settings,
             )
