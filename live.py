@@ -21,6 +21,7 @@ from utils.inference.inference_arguments import (
     selection_from_arguments,
     swap_options_from_arguments,
 )
+from utils.inference.stream import STREAM_HELP, StreamOptions
 from utils.live.options import LIVE_HELP, LIVE_SWAP_DEFAULTS, LiveOptions
 
 
@@ -29,6 +30,9 @@ def build_parser():
     parser.add_argument("--source_file_path", nargs="+", required=True, metavar="IMAGE",
                         help="photo(s) giving the identity; several go with --target_faces_paths")
     add_option_arguments(parser.add_argument_group("live"), LiveOptions, LIVE_HELP)
+    # --detection_upscale is a swap flag already (inference.py's); StreamOptions reads that one.
+    add_option_arguments(parser.add_argument_group("stream"), StreamOptions,
+                         {name: text for name, text in STREAM_HELP.items() if name != "detection_upscale"})
     add_selection_arguments(parser)
     add_swap_arguments(parser)
     parser.set_defaults(**LIVE_SWAP_DEFAULTS)
@@ -42,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         from utils.inference.swap import FaceSwapper
         from utils.live.run import run_live
-        from utils.live.stream import open_stream
+        from utils.live.stream import open_live_stream
 
-        options = options_from_arguments(LiveOptions, args)
+        options, stream = options_from_arguments(LiveOptions, args), options_from_arguments(StreamOptions, args)
         swap_options, selection = swap_options_from_arguments(args), selection_from_arguments(args)
 
         def open_swap():
-            return open_stream(FaceSwapper(swap_options), args.source_file_path, selection, options)
+            return open_live_stream(FaceSwapper(swap_options), args.source_file_path, selection, stream)
 
         stats = run_live(options, open_swap)
         print(f"stopped ({stats.stopped_by}): {stats.summary()}", flush=True)

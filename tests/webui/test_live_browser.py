@@ -101,7 +101,7 @@ def stop_camera(tab) -> None:
 
 def swapped_region(swapper, image: np.ndarray) -> np.ndarray:
     """H×W bool: the square of face 0's aligned crop in ``image`` (BGR), grown by REGION_MARGIN pixels."""
-    face = swapper.detect_frames([image])[0][0]
+    face = swapper.stages.detect.frames([image], upscale=False)[0][0]  # as the stream detects
     aligned = swapper.align(image, np.asarray(face.box, np.float32), np.asarray(face.keypoints, np.float32))
     size = aligned.face.shape[0]
     corners = np.array([[0, 0], [size, 0], [size, size], [0, size]], np.float64)
@@ -120,10 +120,13 @@ def test_live_frames_come_back_swapped_and_stopping_frees_the_queue(
     context, tab = open_live_tab(camera_browser, served_page.url, photos_for_live["source"])
     other = None
     try:
+        posted = []  # the browser's frame uploads (Gradio posts each stream chunk to .../stream/<event id>)
+        tab.on("request", lambda request: posted.append(request.url) if "/stream/" in request.url
+               and request.method == "POST" and not request.url.endswith("/close") else None)
         start_camera(tab, photos_for_live["source"])
         output = tab.locator("#live_output img")
         output.wait_for()
-        tab.locator("#live_status").get_by_text("skipped by the frames/s limit").wait_for()
+        tab.locator("#live_status").get_by_text("not sent while a swap ran").wait_for()
         assert served_page.service.live.open_count == 1, tab.locator("body").inner_text()[-2000:]
 
         # The frame shown is the server's swapped frame, pixel for pixel (PNG).
@@ -142,10 +145,20 @@ def test_live_frames_come_back_swapped_and_stopping_frees_the_queue(
         assert changed.sum() > 500
         assert not changed[~region].any()
 
+        # No backlog anywhere: the browser sends a frame only when the server has taken the last one.
+        (session,) = served_page.service.live.open_sessions()
+        received_before, posted_before = session.stats.frames_captured, len(posted)
+        time.sleep(4.0)
+        received, sent = session.stats.frames_captured - received_before, len(posted) - posted_before
+        assert sent <= received + 2, (sent, received)
+
         # The frames/s control acts while the stream runs.
         tab.locator("#live_fps input[type=number]").fill("1")
         tab.locator("#live_fps input[type=number]").press("Enter")
-        time.sleep(1.5)  # the change reaches the server with the next frames
+        deadline = time.monotonic() + BROWSER_TIMEOUT_MS / 1000
+        while session.rate.fps != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session.rate.fps == 1  # the next frame the server took came with the new limit
         before = len(recorded)
         time.sleep(4.0)
         assert len(recorded) - before <= 4 + 1

@@ -75,6 +75,7 @@ def test_new_settings_open_a_new_stream_and_frames_per_second_apply_at_once(sess
     assert second.swap(frame(), fps=1) is None  # 1 frame/s: the next frame, a moment later, is skipped
     assert second.swap(frame(), fps=0) is not None  # the limit lifted between two frames: it passes
     assert second.stats.dropped_rate == 1 and second.stats.frames_swapped == 2
+    assert "2 swapped; dropped: 1 by the frames/s limit, about " in second.describe(1 / 30)
     other = live.session("another browser", settings("a.png"), object())
     assert live.open_count == 2 and other is not second
     live.close()

@@ -1,13 +1,18 @@
-"""Every setting of a live swap in one frozen record, each default written once (live.py's flags come from it)."""
+"""The camera, pacing and output settings of a live swap, each default written once (live.py's flags come from it).
+
+How frames are swapped (smoothing, NSFW sampling, GFPGAN every Nth frame) is utils.inference.stream.StreamOptions.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from utils.errors import GhostError
 
-# live.py's defaults for swap options that cost latency: detection at a 640 px long side (not 1280), no GFPGAN
-# unless asked (then see --enhance_every), no SDXL inpainting (never run on live frames).
-LIVE_SWAP_DEFAULTS = {"detection_max_size": 640, "enhance_output": False, "inpaint_output": False}
+# live.py's defaults for swap options that cost latency: detection at a 640 px long side (not 1280) without
+# scaling smaller frames up, no GFPGAN unless asked (then see --enhance_every), no SDXL inpainting (not run on
+# stream frames).
+LIVE_SWAP_DEFAULTS = {"detection_max_size": 640, "detection_upscale": False, "enhance_output": False,
+                      "inpaint_output": False}
 MAX_QUEUE_SIZE = 2  # frames waiting for the swap: more would only add delay (Deep-Live-Cam keeps 2)
 
 
@@ -17,7 +22,7 @@ class LiveOptionsError(GhostError):
 
 @dataclass(frozen=True)
 class LiveOptions:
-    """How frames are captured, paced and written; field names are live.py's flags.
+    """How frames are captured, paced and shown or written; field names are live.py's flags.
 
     ``camera`` is an OpenCV index (``0``), a device path (``/dev/video2``), a stream URL or a video file (played
     at its own rate, as a camera would deliver it).
@@ -29,8 +34,6 @@ class LiveOptions:
     fps: float = 0.0  # most frames swapped per second; 0: as many as the swap manages
     max_latency_ms: float = 500.0  # a frame older than this when its swap would start is dropped
     queue_size: int = 1  # frames kept between camera and swap; the oldest is dropped when it is full
-    enhance_every: int = 1  # GFPGAN on every Nth swapped frame (with --enhance_output)
-    nsfw_check_seconds: float = 1.0  # one NSFW-checked frame per this much stream time (the first frame too)
     window: bool = False
     virtual_camera: bool = False
     output_file_path: str | None = None
@@ -43,10 +46,6 @@ class LiveOptions:
             raise LiveOptionsError(f"--max_latency_ms must be positive; got {self.max_latency_ms}")
         if not 1 <= self.queue_size <= MAX_QUEUE_SIZE:
             raise LiveOptionsError(f"--queue_size must be 1 or {MAX_QUEUE_SIZE}; got {self.queue_size}")
-        if self.enhance_every < 1:
-            raise LiveOptionsError(f"--enhance_every counts frames (1 = every frame); got {self.enhance_every}")
-        if self.nsfw_check_seconds <= 0:
-            raise LiveOptionsError(f"--nsfw_check_seconds must be positive; got {self.nsfw_check_seconds}")
         if self.duration_seconds is not None and self.duration_seconds <= 0:
             raise LiveOptionsError(f"--duration_seconds must be positive; got {self.duration_seconds}")
         for name in ("camera_width", "camera_height"):
@@ -67,9 +66,6 @@ LIVE_HELP = {
     "max_latency_ms": "latency budget: a camera frame older than this when its swap would start is dropped "
                       "(counted), so the output never shows a frame later than this plus one swap",
     "queue_size": "camera frames waiting for the swap (1 or 2); when full the oldest is dropped, never queued",
-    "enhance_every": "with --enhance_output, run GFPGAN on every Nth swapped frame only (1: every frame)",
-    "nsfw_check_seconds": "the NSFW classifier checks one camera frame (and its output) per this many seconds; "
-                          "a flagged frame stops the stream",
     "window": "show the swapped frames in a window (q or Esc stops; the default when no other output is given)",
     "virtual_camera": "send the swapped frames to a virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on "
                       "Windows and macOS)",

@@ -163,6 +163,17 @@ class VideoFileOutput:
             raise LiveOutputError(f"cannot encode {self.path}: {error}") from error
         self.frames += 1
 
+    def discard(self) -> None:
+        """Close and delete the file (an NSFW stop: as for videos, nothing is written)."""
+        if self.container is not None:
+            container, self.container = self.container, None
+            try:
+                container.close()
+            except (av.error.FFmpegError, OSError) as error:
+                logger.debug("while discarding %s: %s", self.path, error)
+        self.path.unlink(missing_ok=True)
+        self.frames = 0
+
     def close(self) -> None:
         if self.container is None:
             return

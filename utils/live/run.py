@@ -1,7 +1,7 @@
 """A whole live session as live.py runs it: check the cheap things first (the virtual-camera package, the output
 path, the camera), then open the swap stream (models, source faces) and the outputs, run the loop, and close
-everything whatever happened, so the recorded file is complete and playable after Ctrl+C, an NSFW stop or a
-camera disconnect.
+everything whatever happened, so the recorded file is complete and playable after Ctrl+C or a camera disconnect
+(after an NSFW frame it is deleted, as for videos).
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from utils.errors import NSFWContentError
 from utils.image import check_output_file
 from utils.live.camera import Camera, open_camera
 from utils.live.capture import FrameGrabber
@@ -21,7 +22,7 @@ from utils.live.outputs import (
     WindowOutput,
     import_pyvirtualcam,
 )
-from utils.live.stream import FrameStream
+from utils.live.stream import LiveStream
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +60,15 @@ def close_all(outputs: list[FrameOutput]) -> None:
             logger.warning("while closing %s: %s", type(output).__name__, error)
 
 
-def run_live(options: LiveOptions, open_swap: Callable[[], FrameStream], camera: Camera | None = None,
+def run_live(options: LiveOptions, open_swap: Callable[[], LiveStream], camera: Camera | None = None,
              stop: threading.Event | None = None, outputs: list[FrameOutput] | None = None) -> LiveStats:
     """Swap ``options.camera`` (or ``camera``) with the stream ``open_swap()`` builds until a stop; the stats.
 
     ``outputs`` replaces the outputs ``options`` ask for (benchmarks: a display stand-in); they are closed too.
 
     Raises our GhostErrors (no such camera, no backend, a source photo without a face, an NSFW frame) with one
-    line; outputs opened before the error are closed first (a file keeps the frames written so far).
+    line; outputs opened before the error are closed first (a file keeps the frames written so far, except after
+    an NSFW frame: then it is deleted, as a flagged video writes nothing).
     """
     if options.virtual_camera:
         import_pyvirtualcam()  # before the camera opens: a missing package is the first thing to say
@@ -75,7 +77,7 @@ def run_live(options: LiveOptions, open_swap: Callable[[], FrameStream], camera:
     if camera is None:
         camera = open_camera(options.camera, options.camera_width, options.camera_height)
     given, outputs = outputs, []
-    stream: FrameStream | None = None
+    stream: LiveStream | None = None
     grabber: FrameGrabber | None = None
     try:
         stream = open_swap()  # loads the models and finds the source faces: a photo without one stops here
@@ -84,6 +86,11 @@ def run_live(options: LiveOptions, open_swap: Callable[[], FrameStream], camera:
         loop = LiveLoop(grabber, stream.swap, outputs, options)
         try:
             return loop.run(stop)
+        except NSFWContentError:
+            for output in outputs:  # as for videos, a flagged stream leaves no file
+                if isinstance(output, VideoFileOutput):
+                    output.discard()
+            raise
         finally:
             loop.stats.files_written = {str(output.path): output.frames for output in outputs
                                         if isinstance(output, VideoFileOutput)}

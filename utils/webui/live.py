@@ -1,4 +1,4 @@
-"""The page's live streams, one per browser session: frames from the browser's camera go through a FrameStream and
+"""The page's live streams, one per browser session: frames from the browser's camera go through a LiveStream and
 come back as files the page shows. No Gradio here (utils/webui/live_tab.py wires it).
 
 Gradio's streaming webcam keeps at most one frame in flight: while a frame is being swapped the browser does not
@@ -22,7 +22,7 @@ import numpy as np
 
 from utils.errors import GhostError
 from utils.live.loop import LiveStats, RateLimiter
-from utils.live.stream import FrameStream
+from utils.live.stream import LiveStream
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,12 @@ class LiveSettings:
 
 
 class LiveSession:
-    """One browser's stream: its FrameStream, frames/s limit, counters and the last frames written.
+    """One browser's stream: its LiveStream, frames/s limit, counters and the last frames written.
 
     ``run`` identifies the page's stream event that opened it (each click on Record starts a new one).
     """
 
-    def __init__(self, stream: FrameStream, settings: LiveSettings, folder: Path, run: object) -> None:
+    def __init__(self, stream: LiveStream, settings: LiveSettings, folder: Path, run: object) -> None:
         self.stream, self.settings, self.folder, self.run = stream, settings, folder, run
         self.stats = LiveStats()
         self.rate = RateLimiter()
@@ -83,12 +83,17 @@ class LiveSession:
         stats.record(time.monotonic() - received)
         return path
 
-    def describe(self) -> str:
-        """The status line under the stream."""
+    def describe(self, offer_interval: float) -> str:
+        """The status line under the stream; the browser offers a frame every ``offer_interval`` seconds.
+
+        Frames the browser did not send because a swap was running never reach the server; their number is
+        estimated from the time the stream has run.
+        """
         stats = self.stats
+        not_sent = max(0, round(stats.seconds / offer_interval) - stats.frames_captured)
         return (f"**{stats.fps:.1f} frames/s** · swap latency median {stats.latency_ms(50):.0f} ms, p95 "
-                f"{stats.latency_ms(95):.0f} ms · {stats.frames_swapped} swapped, {stats.dropped_rate} skipped "
-                f"by the frames/s limit")
+                f"{stats.latency_ms(95):.0f} ms · {stats.frames_swapped} swapped; dropped: {stats.dropped_rate} "
+                f"by the frames/s limit, about {not_sent} not sent while a swap ran")
 
     def close(self) -> None:
         with self._lock:
@@ -109,9 +114,9 @@ class LiveSession:
 
 
 class LiveSessions:
-    """The open live streams of a page, by browser session; ``open_stream(settings)`` builds a FrameStream."""
+    """The open live streams of a page, by browser session; ``open_stream(settings)`` builds a LiveStream."""
 
-    def __init__(self, open_stream: Callable[[LiveSettings], FrameStream], folder: Path) -> None:
+    def __init__(self, open_stream: Callable[[LiveSettings], LiveStream], folder: Path) -> None:
         self.open_stream = open_stream
         self.folder = folder
         self._sessions: dict[str, LiveSession] = {}
@@ -153,10 +158,14 @@ class LiveSessions:
         session.close()
         return session.stats
 
+    def open_sessions(self) -> list[LiveSession]:
+        """The streams open now."""
+        with self._lock:
+            return list(self._sessions.values())
+
     @property
     def open_count(self) -> int:
-        with self._lock:
-            return len(self._sessions)
+        return len(self.open_sessions())
 
     def close(self) -> None:
         with self._lock:

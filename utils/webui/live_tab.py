@@ -165,7 +165,7 @@ class LiveHandlers:
                 raise
         if path is None:
             return gr.skip(), gr.skip()
-        return str(path), session.describe()
+        return str(path), session.describe(STREAM_EVERY)
 
     def stop(self, request: gr.Request) -> str:
         """The camera was stopped (or the page left): close the stream, free its memory and the queue slot."""

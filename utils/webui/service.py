@@ -26,8 +26,8 @@ from utils.inference.run import Progress, SwapReport, swap_media
 from utils.inference.selection import FaceSelection
 from utils.inference.swap import FaceSwapper
 from utils.inference.video import VideoOptions
-from utils.live.options import LiveOptions
-from utils.live.stream import FrameStream, open_stream
+from utils.inference.stream import FrameStream, StreamOptions
+from utils.live.stream import open_live_stream
 from utils.webui.live import LiveSessions, LiveSettings
 from utils.webui.settings import WebUISettings
 from utils.webui.workspace import Workspace
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 112  # long side of a face thumbnail, pixels
 THUMBNAIL_MARGIN = 0.25  # the face box grown by this fraction of its size on each side
+THUMBNAIL_PADDING = (245, 245, 245)  # BGR, around a face cut by the picture's edge
 SELECTED_COLOUR, SELECTED_BORDER = (60, 200, 60), 6  # BGR green frame, pixels, around a selected face's thumbnail
 RESULT_SUFFIX = {"image": ".png", "video": ".mp4"}  # lossless photos; H.264 videos play in every browser
 
@@ -126,13 +127,15 @@ class SwapService:
     def open_live_stream(self, settings: LiveSettings) -> FrameStream:
         """A live FrameStream with the start-up options plus the page's changes (models shared with the page).
 
-        Raises our GhostErrors: no source photo, a source photo without a face, unpaired reference photos.
+        Keypoints are smoothed and the NSFW check samples as for the page's videos. Raises our GhostErrors: no
+        source photo, a source photo without a face, unpaired reference photos.
         """
         if not settings.source_paths:
             raise GhostError("add a source photo (the face to put in) before starting the camera")
-        options = LiveOptions(enhance_every=settings.enhance_every,
-                              nsfw_check_seconds=self.video.nsfw_check_seconds)
-        return open_stream(self.swapper(dict(settings.changes)), settings.source_paths, settings.selection, options)
+        options = StreamOptions(smooth_window=self.video.smooth_window, enhance_every=settings.enhance_every,
+                                nsfw_check_seconds=self.video.nsfw_check_seconds)
+        return open_live_stream(self.swapper(dict(settings.changes)), settings.source_paths, settings.selection,
+                                options)
 
 
 def first_frame(path: Path) -> np.ndarray:
@@ -143,16 +146,25 @@ def first_frame(path: Path) -> np.ndarray:
 
 
 def face_thumbnail(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The face box of ``image`` (H×W×3 uint8 BGR) with a margin, scaled to a long side of THUMBNAIL_SIZE."""
+    """A square around the face box of ``image`` (H×W×3 uint8 BGR) with a margin, scaled to THUMBNAIL_SIZE.
+
+    Square, so the gallery (which crops its tiles square) shows all of it, the frame of a selected face included;
+    near the picture's edge the square is cut to fit and padded back to a square.
+    """
     height, width = image.shape[:2]
     x1, y1, x2, y2 = (float(value) for value in box)
-    margin_x, margin_y = (x2 - x1) * THUMBNAIL_MARGIN, (y2 - y1) * THUMBNAIL_MARGIN
-    left, top = int(np.clip(x1 - margin_x, 0, width - 1)), int(np.clip(y1 - margin_y, 0, height - 1))
-    right, bottom = int(np.clip(x2 + margin_x, left + 1, width)), int(np.clip(y2 + margin_y, top + 1, height))
+    half = max(x2 - x1, y2 - y1) * (0.5 + THUMBNAIL_MARGIN)
+    centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(np.clip(centre_x - half, 0, width - 1)), int(np.clip(centre_y - half, 0, height - 1))
+    right = int(np.clip(centre_x + half, left + 1, width))
+    bottom = int(np.clip(centre_y + half, top + 1, height))
     crop = image[top:bottom, left:right]
     scale = THUMBNAIL_SIZE / max(crop.shape[:2])
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    thumbnail = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pad_x, pad_y = THUMBNAIL_SIZE - size[0], THUMBNAIL_SIZE - size[1]
+    return cv2.copyMakeBorder(thumbnail, pad_y // 2, pad_y - pad_y // 2, pad_x // 2, pad_x - pad_x // 2,
+                              cv2.BORDER_CONSTANT, value=THUMBNAIL_PADDING)
 
 
 def marked(thumbnail: np.ndarray) -> np.ndarray:
