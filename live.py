@@ -2,7 +2,7 @@
 
 Examples:
   python live.py --source_file_path me.jpg --camera 0                       # a window (q or Esc stops)
-  python live.py --source_file_path me.jpg --camera 0 --virtual_camera      # for video calls (pip install -r requirements-live.txt)
+  python live.py --source_file_path me.jpg --camera 0 --virtual_camera      # needs requirements-live.txt
   python live.py --source_file_path me.jpg --camera /dev/video2 --output_file_path take.mp4 --no-window
   python live.py --source_file_path me.jpg --camera rtsp://cam.local/stream --enhance_output --enhance_every 3
 

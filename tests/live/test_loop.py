@@ -124,3 +124,14 @@ def test_duration_and_stop_event(tmp_path: Path) -> None:
                      camera(10_000, fps=50))
     assert stats.stopped_by == "0.5 s elapsed" and time.monotonic() - start < 2.0
     assert 15 <= stats.frames_swapped <= 30
+
+
+def test_no_display_for_the_window_is_said_before_anything_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils.live.outputs import LiveOutputError
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    opened = []
+    with pytest.raises(LiveOutputError, match=r"^a window needs a display \(DISPLAY is not set\)"):
+        run_live(LiveOptions(), lambda: opened.append(1), camera(10))  # no output given: the window
+    assert not opened

@@ -79,8 +79,8 @@ def served_page(gradio_available: None, page_options: SwapOptions) -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator:
-    """Headless Debian chromium under Playwright."""
+def playwright_driver() -> Iterator:
+    """Playwright's driver, once per session (its sync API cannot be started twice at a time)."""
     if not CHROMIUM.exists():
         missing(f"the browser {CHROMIUM}", "apt-get install chromium")
     try:
@@ -88,10 +88,22 @@ def chromium() -> Iterator:
     except ImportError:
         missing("the playwright package", "python -m pip install -r requirements-test.txt")
     with sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+        yield playwright
+
+
+def launch_chromium(playwright_driver, *arguments: str):
+    """Headless Debian chromium with extra command-line ``arguments``."""
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    return playwright_driver.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=["--no-sandbox", *arguments])
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_driver) -> Iterator:
+    """Headless Debian chromium under Playwright."""
+    browser = launch_chromium(playwright_driver)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ stream runs, stopping the camera frees the models' queue slot, and an NSFW frame
 """
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.video_clips import compose, face_crop
-from tests.webui.conftest import BROWSER_TIMEOUT_MS, CHROMIUM, FACES_SHOWN, missing
+from tests.webui.conftest import BROWSER_TIMEOUT_MS, FACES_SHOWN, launch_chromium
 from tests.webui.test_browser import set_option, upload
 from utils.webui.live import LiveSession
 from utils.webui.live_tab import DEFAULT_DETECTION_SIZE
@@ -46,20 +47,12 @@ def camera_clip(tmp_path_factory: pytest.TempPathFactory, example_images: dict[s
 
 
 @pytest.fixture(scope="module")
-def camera_browser(camera_clip: tuple[Path, np.ndarray]) -> Iterator:
+def camera_browser(playwright_driver, camera_clip: tuple[Path, np.ndarray]) -> Iterator:
     """Headless Chromium whose webcam is the clip (the camera permission granted without a prompt)."""
-    if not CHROMIUM.exists():
-        missing(f"the browser {CHROMIUM}", "apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the playwright package", "python -m pip install -r requirements-test.txt")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera_clip[0]}"])
-        yield browser
-        browser.close()
+    browser = launch_chromium(playwright_driver, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                              f"--use-file-for-fake-video-capture={camera_clip[0]}")
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -99,6 +92,19 @@ def stop_camera(tab) -> None:
     tab.locator("#live_camera").get_by_text("Stop").click()
 
 
+def displayed_frame(tab, image) -> tuple[str, np.ndarray]:
+    """The ``src`` of an ``<img>`` and its pixels as the page decoded them (H×W×3 uint8 BGR), read together."""
+    source, data_url = tab.evaluate("""image => {
+        const canvas = document.createElement('canvas');
+        canvas.width = image.naturalWidth;
+        canvas.height = image.naturalHeight;
+        canvas.getContext('2d').drawImage(image, 0, 0);
+        return [image.src, canvas.toDataURL('image/png')];
+    }""", image.element_handle())
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return source, cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
 def swapped_region(swapper, image: np.ndarray) -> np.ndarray:
     """H×W bool: the square of face 0's aligned crop in ``image`` (BGR), grown by REGION_MARGIN pixels."""
     face = swapper.stages.detect.frames([image], upscale=False)[0][0]  # as the stream detects
@@ -129,9 +135,9 @@ def test_live_frames_come_back_swapped_and_stopping_frees_the_queue(
         tab.locator("#live_status").get_by_text("not sent while a swap ran").wait_for()
         assert served_page.service.live.open_count == 1, tab.locator("body").inner_text()[-2000:]
 
-        # The frame shown is the server's swapped frame, pixel for pixel (PNG).
-        source = output.get_attribute("src")
-        shown = cv2.imdecode(np.frombuffer(tab.request.get(source).body(), np.uint8), cv2.IMREAD_COLOR)
+        # The frame shown is the server's swapped frame, pixel for pixel (PNG): read back from the page itself.
+        tab.wait_for_function("element => element.complete && element.naturalWidth > 0", arg=output.element_handle())
+        source, shown = displayed_frame(tab, output)
         received, returned = next((frame, swapped) for frame, swapped, name in recorded if source.endswith(name))
         assert np.array_equal(shown, returned)
         # What the server received is the camera's frame (mirrored like a selfie view, JPEG-coded by the browser).

@@ -46,13 +46,18 @@ class FrameOutput(Protocol):
     def close(self) -> None: ...
 
 
+def check_display() -> None:
+    """LiveOutputError when a window cannot be shown (Linux without DISPLAY or WAYLAND_DISPLAY)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise LiveOutputError("a window needs a display (DISPLAY is not set); give --output_file_path or "
+                              "--virtual_camera with --no-window")
+
+
 class WindowOutput:
     """An OpenCV window; q, Esc or closing the window sets ``stop_requested``."""
 
     def __init__(self, title: str = WINDOW_TITLE) -> None:
-        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise LiveOutputError("--window needs a display (DISPLAY is not set); write to --output_file_path or "
-                                  "--virtual_camera instead")
+        check_display()
         self.title = title
         self.stop_requested = False
         self._shown = False

@@ -1,5 +1,5 @@
-"""A whole live session as live.py runs it: check the cheap things first (the virtual-camera package, the output
-path, the camera), then open the swap stream (models, source faces) and the outputs, run the loop, and close
+"""A whole live session as live.py runs it: check the cheap things first (the output path, the camera, the
+virtual-camera package, a display for the window), then open the swap stream (models, source faces) and the outputs, run the loop, and close
 everything whatever happened, so the recorded file is complete and playable after Ctrl+C or a camera disconnect
 (after an NSFW frame it is deleted, as for videos).
 """
@@ -20,6 +20,7 @@ from utils.live.outputs import (
     VideoFileOutput,
     VirtualCameraOutput,
     WindowOutput,
+    check_display,
     import_pyvirtualcam,
 )
 from utils.live.stream import LiveStream
@@ -70,8 +71,6 @@ def run_live(options: LiveOptions, open_swap: Callable[[], LiveStream], camera: 
     line; outputs opened before the error are closed first (a file keeps the frames written so far, except after
     an NSFW frame: then it is deleted, as a flagged video writes nothing).
     """
-    if options.virtual_camera:
-        import_pyvirtualcam()  # before the camera opens: a missing package is the first thing to say
     if options.output_file_path is not None:
         check_output_file(options.output_file_path)
     if camera is None:
@@ -80,6 +79,11 @@ def run_live(options: LiveOptions, open_swap: Callable[[], LiveStream], camera: 
     stream: LiveStream | None = None
     grabber: FrameGrabber | None = None
     try:
+        if given is None:  # a missing package or display is said before the models load
+            if options.virtual_camera:
+                import_pyvirtualcam()
+            if options.window or not options.has_output:
+                check_display()
         stream = open_swap()  # loads the models and finds the source faces: a photo without one stops here
         outputs = given if given is not None else open_outputs(options, camera.size, output_fps(camera, options))
         grabber = FrameGrabber(camera, options.queue_size).start()

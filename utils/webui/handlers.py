@@ -71,9 +71,19 @@ def gallery_items(faces: list[GalleryFace], selected: set[int]) -> list[tuple[st
 
 
 def gallery_update(faces: list[GalleryFace], selected: set[int]) -> Any:
-    """The gallery showing ``selected``; Gradio's own highlight (the last face clicked) is cleared, since the
-    last click may have been the one that removed a face."""
+    """The gallery showing ``selected``. Gradio's own ring marks the last face clicked, which may be the click that
+    removed it; the page's CSS (utils/webui/layout.py) hides that ring in the face galleries."""
     return gr.update(value=gallery_items(faces, selected), selected_index=None)
+
+
+def source_gallery_faces(service: SwapService, paths: list[str], changes: dict[str, Any]) -> list[GalleryFace]:
+    """The faces of every source photo, captioned with the photo's number when there are several."""
+    faces = []
+    for photo, path in enumerate(paths):
+        for face in service.faces(path, changes, "source photo"):
+            caption = f"photo {photo} · face {face.index}" if len(paths) > 1 else f"face {face.index}"
+            faces.append(GalleryFace(face.index, caption, str(face.thumbnail), str(face.marked)))
+    return faces
 
 
 @contextmanager
@@ -140,14 +150,9 @@ class PageHandlers:
     def show_source_faces(self, values: dict) -> tuple:
         """Gallery of every source photo's faces; the source face goes back to its start-up value."""
         page = self.page
-        paths = values[page.source_files] or []
-        faces = []
         with refusals_as_messages():
-            changes = self.changes(MODEL_OPTIONS, values)
-            for photo, path in enumerate(paths):
-                for face in self.service.faces(path, changes, "source photo"):
-                    caption = f"photo {photo} · face {face.index}" if len(paths) > 1 else f"face {face.index}"
-                    faces.append(GalleryFace(face.index, caption, str(face.thumbnail), str(face.marked)))
+            faces = source_gallery_faces(self.service, values[page.source_files] or [],
+                                         self.changes(MODEL_OPTIONS, values))
         return (gallery_update(faces, {self.default_source}), faces, self.default_source,
                 self.describe(values, source_face=self.default_source))
 

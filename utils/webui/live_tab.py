@@ -15,10 +15,10 @@ import gradio as gr
 from utils.errors import GhostError
 from utils.inference.selection import FaceSelection
 from utils.webui.handlers import (
-    GalleryFace,
     describe_selection,
     gallery_update,
     refusals_as_messages,
+    source_gallery_faces,
 )
 from utils.webui.live import LiveSettings
 from utils.webui.panel import MODEL_OPTIONS, OptionGroup
@@ -127,14 +127,9 @@ class LiveHandlers:
 
     def show_source_faces(self, values: dict) -> tuple:
         """Gallery of the source photos' faces (face 0 framed as the one used)."""
-        paths = values[self.tab.source_files] or []
-        faces = []
         with refusals_as_messages():
             changes = MODEL_OPTIONS.changes([values[widget] for widget in self.panels[MODEL_OPTIONS]])
-            for photo, path in enumerate(paths):
-                for face in self.service.faces(path, changes, "source photo"):
-                    caption = f"photo {photo} · face {face.index}" if len(paths) > 1 else f"face {face.index}"
-                    faces.append(GalleryFace(face.index, caption, str(face.thumbnail), str(face.marked)))
+            faces = source_gallery_faces(self.service, values[self.tab.source_files] or [], changes)
         return gallery_update(faces, {0}), faces, 0, self.describe(values, source_face=0)
 
     def pick_source(self, values: dict, event: gr.SelectData) -> tuple:
