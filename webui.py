@@ -1,4 +1,5 @@
-"""Swap faces from a local web page: upload photos or a video, click the faces, see and download the result.
+"""Swap faces from a local web page: upload photos or a video, click the faces, see and download the result; or
+swap your camera live in the "Live camera" tab.
 
 Examples:
   python webui.py                                  # then open the address it prints
