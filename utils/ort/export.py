@@ -81,13 +81,18 @@ def export_settings(interface: Interface) -> dict:
     }
 
 
-def _dynamic_shapes(interface: Interface) -> tuple[dict[int, torch.export.Dim], ...]:
-    dims: dict[str, torch.export.Dim] = {}
-    shapes = []
-    for name in interface.inputs:
-        axes = interface.dynamic.get(name, {})
-        shapes.append({axis: dims.setdefault(label, torch.export.Dim(label)) for axis, label in axes.items()})
-    return tuple(shapes)
+def _dynamic_shapes(interface: Interface) -> tuple[dict[int, object], ...]:
+    # Dim.AUTO lets torch.export find the constraints itself (BiSeNet's sides are multiples of 32, the generator's two
+    # batches are equal); :func:`_check_dynamic` then makes sure each axis really stayed dynamic.
+    return tuple({axis: torch.export.Dim.AUTO for axis in interface.dynamic.get(name, {})} for name in interface.inputs)
+
+
+def _check_dynamic(name: str, program: object, interface: Interface) -> None:
+    """Raise when the exporter fixed an axis that should stay dynamic (the file would refuse other sizes)."""
+    for value in program.model.graph.inputs:
+        for axis in interface.dynamic.get(value.name, {}):
+            if isinstance(value.shape[axis], int):
+                raise RuntimeError(f"the export of {name} fixed axis {axis} of input {value.name} to {value.shape[axis]}")
 
 
 def export_network(
@@ -119,6 +124,7 @@ def export_network(
             wrapper, inputs, dynamo=True, optimize=False, opset_version=OPSET, verbose=False,
             input_names=list(interface.inputs), dynamic_shapes=(_dynamic_shapes(interface),),
         )
+    _check_dynamic(name, program, interface)
     if record.structure is None:
         raise RuntimeError(f"the export of {name} did not trace its forward")
     onnxscript.optimizer.fold_constants(program.model)

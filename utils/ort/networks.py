@@ -79,6 +79,8 @@ class Interface:
 
     inputs: tuple[str, ...]
     dynamic: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    # Exported for batch 1 and run one sample at a time (a graph whose batch cannot be dynamic).
+    per_sample: bool = False
 
     def export_module(self, module: nn.Module) -> nn.Module:
         """The module the exporter traces (before :class:`FlatOutputs`)."""
@@ -113,8 +115,7 @@ class GFPGANInterface(Interface):
         return GFPGANWithNoise(module)
 
     def export_inputs(self, module: nn.Module, example_inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        x = _batch_of_two(example_inputs[0])
-        return (x, *(noise.expand(x.shape[0], -1, -1, -1).contiguous() for noise in module.stored_noise()))
+        return (example_inputs[0][:1], *module.stored_noise())
 
     def feeds(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[torch.Tensor]:
         from models.gfpgan import draw_noise_maps
@@ -156,7 +157,9 @@ def interface_for(name: str, module: nn.Module | None = None) -> Interface:
     if name in GENERATORS:
         return Interface(("target", "identity"), {"target": _BATCH, "identity": _BATCH})
     if name == "bisenet":
-        return Interface(("x",), {"x": {0: "batch", 2: "height", 3: "width"}})
+        # Its global average pooling takes the whole map as its kernel, which ONNX needs constant: the file has the
+        # example's size (512x512 from export_onnx.py, the size facexlib_with_parser parses at).
+        return Interface(("x",), {"x": _BATCH})
     if name in GFPGANS:
         resolutions: tuple[int, ...] = ()
         stored: tuple[torch.Tensor, ...] = ()
@@ -165,7 +168,9 @@ def interface_for(name: str, module: nn.Module | None = None) -> Interface:
             stored = tuple(noise.detach() for noise in module.stored_noise())
         count = len(resolutions) if module is not None else 15
         names = ("x", *(f"noise_{index}" for index in range(count)))
-        return GFPGANInterface(names, {input_name: _BATCH for input_name in names}, resolutions, stored)
+        # The modulated convolution is a convolution grouped by sample (groups = batch), and ONNX needs a constant
+        # group count: the graph takes one face, and the twin runs a batch face by face.
+        return GFPGANInterface(names, {}, per_sample=True, resolutions=resolutions, stored=stored)
     raise KeyError(f"no ONNX export is defined for network {name!r}")
 
 

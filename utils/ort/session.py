@@ -136,13 +136,18 @@ class OnnxNetwork(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         feeds = self.interface.feeds(args, kwargs)
+        if self.interface.per_sample and feeds[0].shape[0] != 1:
+            samples = [self._run([tensor[index:index + 1] for tensor in feeds]) for index in range(feeds[0].shape[0])]
+            return rebuild(self.structure, [torch.cat(parts) for parts in zip(*samples)])
+        return rebuild(self.structure, self._run(feeds))
+
+    def _run(self, feeds: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The graph's flat outputs, on ``device``."""
         if self.bind:
-            flat = self._run_bound([tensor.detach().to(self.device, torch.float32).contiguous() for tensor in feeds])
-        else:
-            arrays = {name: tensor.detach().to("cpu", torch.float32).contiguous().numpy()
-                      for name, tensor in zip(self.input_names, feeds)}
-            flat = [torch.from_numpy(array).to(self.device) for array in self.session.run(None, arrays)]
-        return rebuild(self.structure, flat)
+            return self._run_bound([tensor.detach().to(self.device, torch.float32).contiguous() for tensor in feeds])
+        arrays = {name: tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+                  for name, tensor in zip(self.input_names, feeds)}
+        return [torch.from_numpy(array).to(self.device) for array in self.session.run(None, arrays)]
 
     def _run_bound(self, feeds: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Run with inputs and outputs in torch's CUDA memory (no host round trip)."""
