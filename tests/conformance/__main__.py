@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace, kit: Path, runtime: RuntimeOptions | None, on
                     print(f"    known limit (README, Conformance status): {reason}")
     print(f"{missing} missing, {skipped} skipped (reference bugs, their _fixed twins are checked)")
     if measured:
-        print(f"{measured} measured on {runtime.label()} (error reported per vector; the fp32 tolerance is not applied)")
+        print(f"{measured} measured on {runtime.label()} (error per vector; the fp32 tolerance is not applied)")
     print(f"{passed} passed, {failed + missing} failed")
     return 0 if failed == 0 and missing == 0 else 1
 

@@ -389,5 +389,6 @@ def run_one(family: str, kind: str, path: Path, runtime: Any = None, onnx_dir: P
         return None if on_twin else check_manifest(family, path, checkers)
     if not runs_on(checkers, path.stem, runtime):
         return None
-    vector = Vector(family, path.stem, path.parent, json.loads(path.read_text()), runtime if on_twin else None, onnx_dir)
+    meta = json.loads(path.read_text())
+    vector = Vector(family, path.stem, path.parent, meta, runtime if on_twin else None, onnx_dir)
     return check_vector(vector, checkers)

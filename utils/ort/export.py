@@ -12,11 +12,13 @@ precision, the output structure and the export settings. A file whose version or
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -92,7 +94,8 @@ def _check_dynamic(name: str, program: object, interface: Interface) -> None:
     for value in program.model.graph.inputs:
         for axis in interface.dynamic.get(value.name, {}):
             if isinstance(value.shape[axis], int):
-                raise RuntimeError(f"the export of {name} fixed axis {axis} of input {value.name} to {value.shape[axis]}")
+                raise RuntimeError(f"the export of {name} fixed axis {axis} of input {value.name} "
+                                   f"to {value.shape[axis]}")
 
 
 def export_network(
@@ -118,7 +121,7 @@ def export_network(
     record = StructureRecord()
     wrapper = FlatOutputs(interface.export_module(module), record).eval()
     logger.info("exporting %s to %s", name, destination)
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(
             # FlatOutputs.forward takes *inputs: its one argument is the tuple of inputs.
             wrapper, inputs, dynamo=True, optimize=False, opset_version=OPSET, verbose=False,
@@ -127,8 +130,9 @@ def export_network(
     _check_dynamic(name, program, interface)
     if record.structure is None:
         raise RuntimeError(f"the export of {name} did not trace its forward")
-    onnxscript.optimizer.fold_constants(program.model)
-    onnxscript.optimizer.remove_unused_nodes(program.model)
+    with _quiet_exporter():
+        onnxscript.optimizer.fold_constants(program.model)
+        onnxscript.optimizer.remove_unused_nodes(program.model)
     metadata = {
         META_EXPORTER: EXPORTER_VERSION,
         META_SHA256: file_sha256(checkpoint_path),
@@ -168,6 +172,29 @@ def convert_to_fp16(source: str | Path, destination: str | Path | None = None) -
     onnx.save(half, str(partial))
     os.replace(partial, destination)
     return destination
+
+
+# torch.export logs the guards it tried and dropped at ERROR level ("Error while creating guard") even when the export
+# succeeds; a real failure raises. They are shown with --verbose (root logger at DEBUG) only.
+_EXPORTER_LOGGERS = ("torch._guards", "torch.fx.experimental.symbolic_shapes", "torch.export", "torch.onnx",
+                     "torch._dynamo", "onnxscript", "onnx_ir")
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in _EXPORTER_LOGGERS}
+    try:
+        for name in _EXPORTER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _cpu_copy(module: nn.Module) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Which runtime runs the networks, and how: one frozen record, each default written once (the CLIs' flags come from it)."""
+"""Which runtime runs the networks, and how: one frozen record, each default written once (CLI flags come from it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -67,7 +67,8 @@ def provider_list(options: RuntimeOptions, path: Path, device: torch.device) -> 
     if options.execution_provider == "tensorrt":
         cache = Path(options.tensorrt_cache_dir) if options.tensorrt_cache_dir else path.parent / "tensorrt_cache"
         cache.mkdir(parents=True, exist_ok=True)
-        settings.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache), trt_fp16_enable=options.onnx_fp16)
+        settings.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache),
+                        trt_fp16_enable=options.onnx_fp16)
     providers: list[Any] = [(provider.ort_name, settings)] if settings else [provider.ort_name]
     if provider.ort_name != PROVIDERS["cpu"].ort_name:
         if options.execution_provider == "tensorrt":
@@ -93,7 +94,8 @@ def open_session(path: Path, options: RuntimeOptions, device: torch.device, name
     session_options.log_severity_level = 3  # errors only: its warnings (e.g. nodes placed on the CPU) are not ours
     command = export_command(name)
     try:
-        session = onnxruntime.InferenceSession(str(path), session_options, providers=provider_list(options, path, device))
+        providers = provider_list(options, path, device)
+        session = onnxruntime.InferenceSession(str(path), session_options, providers=providers)
     except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own types for every kind of bad file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OnnxFileError(f"cannot read ONNX file {path} ({reason[:200]}); export it again: {command}") from None
