@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from models.registry import load_model
+from utils.device import module_device
 from utils.image import bgr_to_tensor
 
 NUM_CLASSES = 19
@@ -150,7 +151,7 @@ def parse_face(face_bgr: np.ndarray, model: nn.Module) -> np.ndarray:
 
     face_bgr: H x W x 3 uint8 BGR -> H x W uint8 class map (see CLASS_NAMES).
     """
-    device = next(model.parameters()).device
+    device = module_device(model)
     logits = model(bgr_to_tensor(face_bgr).to(device))[0]
     return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
 
