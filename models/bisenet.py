@@ -158,8 +158,10 @@ def parse_face(face_bgr: np.ndarray, model: nn.Module) -> np.ndarray:
 
 @torch.no_grad()
 def parse_faces(faces_bgr: Sequence[np.ndarray], model: nn.Module) -> list[np.ndarray]:
-    """:func:`parse_face` on several same-size face crops in one network call (H x W uint8 class maps)."""
-    device = next(model.parameters()).device
+    """:func:`parse_face` on several same-size face crops in one network call (H x W uint8 class maps).
+
+    ``model`` is BiSeNet or any callable with its outputs (its ONNX Runtime twin)."""
+    device = module_device(model)
     logits = model(torch.cat([bgr_to_tensor(face) for face in faces_bgr]).to(device))[0]
     return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
 

@@ -8,6 +8,7 @@ from models.retinaface import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD
 from network.aeinet import BACKBONES
 from utils.align import DEFAULT_ALIGN_MODE, check_align_mode
 from utils.errors import GhostError
+from utils.ort.options import RuntimeOptions
 from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
 
 ALIGNED_FACE_SIZE = 256
@@ -78,6 +79,8 @@ class SwapOptions:
     debug_target_face_path: str | None = None
     debug_swapped_face_path: str | None = None
     debug_enhanced_face_path: str | None = None
+    # What runs the networks (torch or ONNX Runtime, its provider and threads); flags from RuntimeOptions.
+    engine: RuntimeOptions = RuntimeOptions()
 
     def __post_init__(self) -> None:
         check_align_mode(self.align_mode)
