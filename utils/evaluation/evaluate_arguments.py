@@ -10,6 +10,7 @@ from models.embeddings import FACE_EMBEDDING_NAMES
 from utils.cli import add_option_arguments, add_weight_path, options_from_arguments
 from utils.evaluation.options import METRIC_NAMES, EvaluationOptions
 from utils.inference.inference_arguments import add_swap_arguments
+from utils.ray_cluster import RayOptions, add_ray_arguments
 
 DEFAULTS = EvaluationOptions()
 OPTION_HELP = {
@@ -46,6 +47,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                     "LivePortrait motion extractor weights (pose_error, expression_error)")
     add_weight_path(evaluation, "eye_landmarks_model_path", "adaptive_wing_fan",
                     "AdaptiveWingLoss FAN weights (eye_error)")
+    add_ray_arguments(parser.add_argument_group("Ray cluster (sources and pairs scored by actors, for long pair "
+                                                "lists)"))
     add_swap_arguments(parser.add_argument_group("swap (the flags of inference.py)"))
 
 
@@ -53,3 +56,8 @@ def evaluation_options_from_arguments(args: argparse.Namespace) -> EvaluationOpt
     """The EvaluationOptions of the parsed flags (lists become tuples)."""
     return options_from_arguments(EvaluationOptions, args, swapped_dir=tuple(args.swapped_dir),
                                   compare_G_path=tuple(args.compare_G_path), metrics=tuple(args.metrics))
+
+
+def ray_options_from_arguments(args: argparse.Namespace) -> RayOptions:
+    """The --ray_* flags (``ray_address`` None: score in this process)."""
+    return options_from_arguments(RayOptions, args)
