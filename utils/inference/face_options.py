@@ -1,0 +1,96 @@
+"""The face-quality options of a swap (masks, the target's mouth, the expression restorer, pixel boost) and their flags.
+
+Defaults live once, in :class:`utils.face_masks.FaceMaskOptions`, :class:`utils.inference.expression.ExpressionOptions`
+and :class:`utils.inference.pixel_boost.PixelBoostOptions`; this module names and explains them, builds the flags
+from them, and groups the three records in :class:`FaceOptions`. Every default leaves the swap as it was.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from utils.cli import add_option_arguments
+from utils.face_masks import FACE_MASK_REGIONS, FACE_MASK_TYPES, FaceMaskOptions
+from utils.inference.expression import EXPRESSION_AREAS, ExpressionOptions
+from utils.inference.pixel_boost import PIXEL_BOOST_SIZES, PixelBoostOptions
+
+OPTION_HELP = {
+    "face_mask_blur": "fade of the box mask's edges, in fractions of half the face crop (0..1; needs box)",
+    "keep_target_mouth": "keep the target's inner mouth (teeth, tongue; BiSeNet's mouth class, feathered) inside "
+                         "the swapped face",
+    "expression_restorer_factor": "0..100: after the generator, LivePortrait moves the swapped face's expression "
+                                  "this far toward the target's (0: off, nothing is loaded)",
+    "expression_restorer_smoothing": "videos: weight of the previous frames in the target expression's running "
+                                     "average along each face track (0: no smoothing; causal)",
+    "pixel_boost": f"align the target face at this size ({', '.join(map(str, PIXEL_BOOST_SIZES))}) and run the "
+                   "256 px generator on its (size/256)^2 sub-pixel tiles, so the face keeps the target's resolution",
+}
+# Fields that take several values: field -> (value type, metavar, help).
+LIST_HELP: dict[str, tuple[type, str, str]] = {
+    "face_mask_types": (str, "TYPE", f"masks that limit the pasted face, combined by their minimum: "
+                                     f"{', '.join(FACE_MASK_TYPES)} (box = the crop with --face_mask_padding and "
+                                     "--face_mask_blur; occlusion = what BiSeNet says is not face in the target, "
+                                     "such as hands, objects and hair, stays in front; region = --face_mask_regions "
+                                     "of the swapped face)"),
+    "face_mask_padding": (float, "PERCENT", "box mask padding in percent of the crop: 1 value (all sides), 2 "
+                                            "(top/bottom, left/right) or 4 (top right bottom left); needs box"),
+    "face_mask_regions": (str, "REGION", "BiSeNet regions the region mask keeps [default: "
+                                         "skin brows eyes glasses nose mouth lips]; one of: "
+                                         f"{', '.join(FACE_MASK_REGIONS)}"),
+    "expression_restorer_areas": (str, "AREA", f"face areas the expression restorer moves: "
+                                               f"{', '.join(EXPRESSION_AREAS)} (upper: brows and eyes; lower: lips, "
+                                               "mouth and jaw)"),
+}
+OPTION_CLASSES = (FaceMaskOptions, ExpressionOptions, PixelBoostOptions)
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """The three face-quality records of one swap."""
+
+    masks: FaceMaskOptions = field(default_factory=FaceMaskOptions)
+    expression: ExpressionOptions = field(default_factory=ExpressionOptions)
+    pixel_boost: PixelBoostOptions = field(default_factory=PixelBoostOptions)
+
+    @classmethod
+    def from_values(cls, **values: Any) -> FaceOptions:
+        """Built from flat field values (flag names); unknown names raise TypeError, bad values GhostError."""
+        records = []
+        for options_class in OPTION_CLASSES:
+            names = {item.name for item in dataclasses.fields(options_class)}
+            records.append(options_class(**{name: values.pop(name) for name in list(values) if name in names}))
+        if values:
+            raise TypeError(f"unknown face option(s): {', '.join(values)}")
+        return cls(*records)
+
+    def values(self) -> dict[str, Any]:
+        """The flat field values (flag name → value)."""
+        return {name: value for record in (self.masks, self.expression, self.pixel_boost)
+                for name, value in dataclasses.asdict(record).items()}
+
+    @property
+    def active(self) -> bool:
+        """False when the options leave the swap exactly as it was."""
+        return self.masks.active or self.expression.active or self.pixel_boost.active
+
+
+def add_face_option_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One flag per face-quality field. Names and values are checked by the records (one-line GhostError)."""
+    for options_class in OPTION_CLASSES:
+        names = {item.name for item in dataclasses.fields(options_class)}
+        add_option_arguments(parser, options_class, {name: text for name, text in OPTION_HELP.items() if name in names})
+        defaults = options_class()
+        for name, (kind, metavar, text) in LIST_HELP.items():
+            if name in names:
+                parser.add_argument(f"--{name}", nargs="+", type=kind, default=list(getattr(defaults, name)),
+                                    metavar=metavar, help=text)
+
+
+def face_options_from_arguments(args: argparse.Namespace) -> FaceOptions:
+    """The FaceOptions of parsed flags (lists become tuples); GhostError for a bad value or combination."""
+    names = {item.name for options_class in OPTION_CLASSES for item in dataclasses.fields(options_class)}
+    values = {name: tuple(value) if isinstance(value, list) else value
+              for name, value in vars(args).items() if name in names}
+    return FaceOptions.from_values(**values)
