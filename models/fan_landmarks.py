@@ -8,6 +8,7 @@ float32 crop corners and the truncation of landmarks to integer pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -134,11 +135,26 @@ class LandmarkDetector:
 
     @torch.no_grad()
     def heatmaps(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """Last-stack heatmaps of one 256x256x3 uint8 RGB crop -> [1,68,64,64] float32."""
-        x = torch.from_numpy(crop_rgb.transpose(2, 0, 1).astype(np.float32) / 255.0)[None].to(self.device)
+        """Last-stack heatmaps of a 256x256x3 uint8 RGB crop (or N of them, Nx256x256x3) -> [N,68,64,64] float32."""
+        crops = crop_rgb if crop_rgb.ndim == 4 else crop_rgb[None]
+        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0).to(self.device)
         with autocast(self.device, self.fp16):
             output = self.model(x)[-1]
         return output.float().cpu().numpy()
+
+    def get_landmarks_batch(self, images_bgr: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`get_landmarks` of several faces (one box per image, images may repeat) in one network call."""
+        crops, frames = [], []
+        for image_bgr, box in zip(images_bgr, boxes):
+            check_face_box(box, image_bgr.shape, "landmark face box")
+            centre, scale = box_centre_and_scale(box)
+            frames.append((centre, scale))
+            crops.append(crop_face(image_bgr, centre, scale)[:, :, ::-1])
+        if not crops:
+            return []
+        heatmaps = self.heatmaps(np.stack(crops))
+        return [decode_heatmaps(heatmaps[index:index + 1], centre, scale)[1][0]
+                for index, (centre, scale) in enumerate(frames)]
 
     def get_landmarks(self, image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
         """68 landmarks (x, y) of the face in ``box`` (x1, y1, x2, y2) of an H x W x 3 uint8 BGR image.

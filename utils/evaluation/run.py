@@ -27,12 +27,25 @@ from utils.evaluation.scoring import EVAL_CROP_SIZE, FaceGeometry, FrameScorer, 
 from utils.image import read_image, write_image
 from utils.inference.model_cache import ModelCache
 from utils.inference.options import EMBEDDING_PATH_FIELDS, SwapOptions
+from utils.inference.pipeline import Frame, FramePipeline, FrameResult, SourceFace
+from utils.inference.selection import FaceSelection
 from utils.inference.swap import FaceSwapper
+from utils.inference.video import VideoOptions
 
 logger = logging.getLogger(__name__)
 
 # A frame that raises one of these is skipped (and counted), not the whole run.
 SKIPPED_ERRORS = (NoFaceFoundError, FaceIndexError, NSFWContentError, AlignmentError)
+# A swapped frame with the target's geometry and the swapped face's (None: the target's), or why it is skipped.
+Outcome = tuple[np.ndarray, FaceGeometry, FaceGeometry | None] | Exception
+
+
+def _outcome(result: FrameResult) -> Outcome:
+    """A pipeline frame's outcome: its output and the replaced face's detection (a frame without one is skipped)."""
+    if not result.faces:
+        return NoFaceFoundError("no target face found in this frame")
+    target = result.faces[0].target
+    return result.image, FaceGeometry(target.box, target.keypoints), None
 
 
 @dataclass
@@ -132,12 +145,12 @@ class _GeneratorRun:
             self.report.files["worst_pairs"] = picture
         return self.report
 
-    def _frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
-        """``(index, target frame, result frame or None to swap it here)`` of a pair."""
+    def _frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, Outcome]]:
+        """``(index, target frame, outcome)`` of a pair: the swapped frame with the target's geometry and the
+        swapped face's (None: the target's), or the error that makes the frame skipped."""
         step, limit = self.options.frame_step, self.options.max_frames
         if self.spec.swapped_dir is None:
-            for index, frame in read_frames(pair.target, step, limit):
-                yield index, frame, None
+            yield from self._swapped_frames(pair)
             return
         result = find_result(self.spec.swapped_dir, pair)
         if result is None:
@@ -145,19 +158,60 @@ class _GeneratorRun:
             self.report.missing_results += 1
             return
         for (index, frame), (_, swapped) in zip(read_frames(pair.target, step, limit), read_frames(result, step, limit)):
-            yield index, frame, swapped
+            yield index, frame, self._given(frame, swapped)
 
-    def _swap(self, source_image: np.ndarray, target_frame: np.ndarray, given: np.ndarray | None
-              ) -> tuple[np.ndarray, FaceGeometry, FaceGeometry | None]:
-        """The swapped frame, the target's geometry and the swapped face's (None: the target's)."""
-        if given is None:
-            result = self.swapper.swap_images(source_image, target_frame)
-            return result.image, FaceGeometry(result.target.box, result.target.keypoints), None
+    def _swapped_frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, Outcome]]:
+        """The pair swapped by the frame pipeline, as inference.py swaps it: the source prepared once, a photo as
+        a stream of one frame, a video's frames tracked and smoothed (with the video defaults) along the way."""
+        swapper, step, limit = self.swapper, self.options.frame_step, self.options.max_frames
+        frames = read_frames(pair.target, step, limit)
+        try:
+            source = swapper.prepare_source(read_image(pair.source))
+        except SKIPPED_ERRORS as error:
+            for index, frame in frames:
+                yield index, frame, error
+            return
+        selection = FaceSelection(target_face_indices=(swapper.options.target_face_index,))
+        if not is_video(pair.target):
+            for index, frame in frames:
+                yield index, frame, self._swap_photo(source, frame, selection)
+            return
+        video = VideoOptions()
+        pipeline = FramePipeline(swapper, [source], selection, smooth_window=video.smooth_window,
+                                 nsfw_seconds=video.nsfw_check_seconds)
+        seconds_per_frame = step / video_fps(pair.target)
+        for count, (index, frame) in enumerate(frames):
+            try:
+                results = pipeline.push([Frame(frame, count, count * seconds_per_frame, index)])
+            except SKIPPED_ERRORS as error:
+                yield index, frame, error
+                continue
+            for result in results:
+                yield result.frame.payload, result.frame.image, _outcome(result)
+        for result in pipeline.flush():
+            yield result.frame.payload, result.frame.image, _outcome(result)
+
+    def _swap_photo(self, source: SourceFace, frame: np.ndarray, selection: FaceSelection) -> Outcome:
+        swapper = self.swapper
+        try:
+            swapper.check_nsfw(frame, "target image")
+            result = swapper.swap_photo([source], frame, selection)
+            if swapper.options.check_output_nsfw:
+                swapper.check_nsfw(result.image, "swapped output")
+        except SKIPPED_ERRORS as error:
+            return error
+        return _outcome(result)
+
+    def _given(self, target_frame: np.ndarray, given: np.ndarray) -> Outcome:
+        """A result from --swapped_dir with the target's geometry (and the swapped face's, when it was resized)."""
         index = self.swapper.options.target_face_index
-        target = FaceGeometry(*self.swapper.detect(target_frame, index, "target"))
-        if given.shape == target_frame.shape:
-            return given, target, None
-        return given, target, FaceGeometry(*self.swapper.detect(given, index, "swapped"))
+        try:
+            target = FaceGeometry(*self.swapper.detect(target_frame, index, "target"))
+            if given.shape == target_frame.shape:
+                return given, target, None
+            return given, target, FaceGeometry(*self.swapper.detect(given, index, "swapped"))
+        except SKIPPED_ERRORS as error:
+            return error
 
     def _score_pair(self, pair: Pair, table: PairsCsv) -> None:
         source = self.sources.get(pair.source)
@@ -178,11 +232,12 @@ class _GeneratorRun:
 
     def _score_frames(self, pair: Pair, source: ScoredSource, table: PairsCsv,
                       writer: LosslessVideoWriter | None) -> None:
-        source_image = read_image(pair.source)
         previous: tuple[np.ndarray, np.ndarray] | None = None
-        for index, target_frame, given in self._frames(pair):
+        for index, target_frame, outcome in self._frames(pair):
             try:
-                swapped, target_geometry, swapped_geometry = self._swap(source_image, target_frame, given)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                swapped, target_geometry, swapped_geometry = outcome
                 target_face, swapped_face = self.scorer.measure_pair(target_frame, target_geometry, swapped,
                                                                      swapped_geometry)
             except SKIPPED_ERRORS as error:

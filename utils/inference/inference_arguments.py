@@ -75,7 +75,7 @@ DEBUG_FILES = {
 VIDEO_HELP = {
     "batch_size": "video frames detected together, and faces through the generator and GFPGAN together "
                   "[default: 8 on CUDA, 1 on CPU, where batching is slower and multiplies the memory]",
-    "smooth_window": "average each face's 5 keypoints over +-N frames of its track (GHOST v1: 2); 0 = off",
+    "smooth_window": "average each face's 5 keypoints and box over +-N frames of its track (GHOST v1: 2); 0 = off",
     "keep_audio": "keep the audio streams (copied as they are when the output container takes their codec, "
                   "else re-encoded)",
     "video_codec": "video encoder: auto = the container's default (H.264 for .mp4/.mkv/.mov, VP9 for .webm); "
@@ -85,6 +85,8 @@ VIDEO_HELP = {
     "video_preset": "x264/x265 speed preset (ultrafast ... veryslow)",
     "nsfw_check_seconds": "the NSFW classifier checks one target frame (and its output) per this many seconds "
                           "of video",
+    "video_detection_upscale": "scale video frames smaller than --detection_max_size up before detection, as "
+                               "photos are (off: frames are detected at their own size, faster)",
 }
 
 

@@ -20,15 +20,10 @@ from tqdm import tqdm
 from utils.errors import FaceIndexError, GhostError, NoFaceFoundError
 from utils.image import IMAGE_EXTENSIONS, read_image, write_image
 from utils.inference.media import VIDEO_EXTENSIONS, probe_media
-from utils.inference.selection import (
-    FaceSelection,
-    FaceSelectionError,
-    check_face_index,
-    pick_by_index,
-    pick_by_reference,
-)
-from utils.inference.swap import FaceSwapper
-from utils.inference.video import SourceFace, VideoOptions, swap_video
+from utils.inference.pipeline import SourceFace
+from utils.inference.selection import FaceSelection, FaceSelectionError
+from utils.inference.swap import FaceSwapper, SwapResult
+from utils.inference.video import VideoOptions, swap_video
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +113,7 @@ def prepare_sources(swapper: FaceSwapper, source_paths: Sequence[Path]) -> list[
     for path in source_paths:
         with swapper._stage("read"):
             image = read_image(path)
-        face = swapper.prepare_face(image, swapper.options.source_face_index, f"source {path.name}")
-        sources.append(SourceFace(face, swapper.embed(face.face)))
+        sources.append(swapper.prepare_source(image, f"source {path.name}"))
     return sources
 
 
@@ -140,67 +134,30 @@ def reference_embeddings(swapper: FaceSwapper, reference_paths: Sequence[Path]) 
     return swapper.embed_batch(crops).cpu().numpy()
 
 
-def _is_single_face(selection: FaceSelection, source_count: int) -> bool:
-    return (source_count == 1 and not selection.uses_references and not selection.swap_all_faces
-            and len(selection.target_face_indices) == 1)
-
-
 # ---------------------------------------------------------------------------------------------------- images
 
 
 def _swap_image(swapper: FaceSwapper, sources: list[Path], target: Path, output: Path,
                 selection: FaceSelection) -> SwapReport:
-    if _is_single_face(selection, len(sources)):
-        # inference.py's original path, --debug faces included.
-        single = swapper.with_options(target_face_index=selection.target_face_indices[0])
-        result = single.swap_files(sources[0], target, output)
-        swapper.timings = single.timings
-        return SwapReport("image", output, 1, 1, 1, 0.0, dict(result.timings))
+    """A photo through the frame pipeline; one source and one face index also write the --debug faces."""
     with swapper._stage("read"):
         target_image = read_image(target)
     swapper.check_nsfw(target_image, "target image")
     source_faces = prepare_sources(swapper, sources)
-    pairs = _image_pairs(swapper, target_image, selection, reference_embeddings(swapper, [Path(path) for path in
-                                                                                     selection.reference_face_paths]))
-    image = target_image
-    for face, source_index in pairs:
-        target_face = swapper.align(target_image, np.asarray(face.box, np.float32),
-                                    np.asarray(face.keypoints, np.float32))
-        if swapper.options.uses_landmarks:
-            swapper.add_landmarks(target_face)
-        source = source_faces[source_index]
-        swapped = swapper.generate(target_face.face, source.identity)
-        if swapper.options.enhance_output:
-            swapped = swapper.enhance(swapped)
-        image, mask = swapper.paste(swapped, source.face, target_face, image=image)
-        if swapper.options.uses_inpainting and mask is not None and np.any(mask == 255):
-            image = swapper.inpaint(image, mask)
-    if pairs and swapper.options.check_output_nsfw:
-        swapper.check_nsfw(image, "swapped output")
+    references = reference_embeddings(swapper, [Path(path) for path in selection.reference_face_paths])
+    result = swapper.swap_photo(source_faces, target_image, selection, references)
+    if result.faces and swapper.options.check_output_nsfw:
+        swapper.check_nsfw(result.image, "swapped output")
     with swapper._stage("write"):
-        write_image(output, image, protect=(*sources, target))
+        write_image(output, result.image, protect=(*sources, target))
+        if swapper.options.debug and len(result.faces) == 1:
+            face = result.faces[0]
+            swapper.write_debug_faces(SwapResult(result.image, source_faces[face.source_index].face, face.target,
+                                                 face.swapped_face, face.enhanced_face, face.mask),
+                                      protect=(*sources, target))
     logger.info("wrote %s", output)
-    return SwapReport("image", output, 1, int(bool(pairs)), len(pairs), 0.0, dict(swapper.timings))
-
-
-def _image_pairs(swapper: FaceSwapper, image: np.ndarray, selection: FaceSelection,
-                 references: np.ndarray | None) -> list[tuple[object, int]]:
-    """The target faces to replace, each with its source index (errors for no face or a bad index)."""
-    faces = swapper.detections(image)
-    check_face_index(faces, 0, "target", swapper.options.detection_threshold)
-    if references is None:
-        if not selection.swap_all_faces:
-            for index in selection.target_face_indices:
-                check_face_index(faces, index, "target", swapper.options.detection_threshold)
-        return [(faces[index], source) for index, source in pick_by_index(len(faces), selection)]
-    crops = [swapper.align(image, np.asarray(face.box, np.float32), np.asarray(face.keypoints, np.float32)).face
-             for face in faces]
-    embeddings = swapper.embed_batch(crops).cpu().numpy()
-    pairs = pick_by_reference(embeddings, references, selection.similarity_th)
-    if not pairs:
-        logger.warning("no target face is similar enough to a reference photo (similarity_th %s); the output is "
-                       "the target unchanged", selection.similarity_th)
-    return [(faces[index], source) for index, source in pairs]
+    faces = len(result.faces)
+    return SwapReport("image", output, 1, int(bool(faces)), faces, 0.0, dict(swapper.timings))
 
 
 # ---------------------------------------------------------------------------------------------------- videos

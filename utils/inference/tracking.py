@@ -73,19 +73,23 @@ class _Entry:
 
 
 class KeypointSmoother:
-    """Centred moving average of each track's ``5×2`` keypoints over ±``radius`` frames, streaming.
+    """Moving average of each track's points (keypoints, or any array per track) over ``radius`` frames, streaming.
 
     ``push(item, keypoints_by_track)`` returns the ``(item, smoothed_keypoints_by_track)`` pairs that became
-    final (each frame waits for ``radius`` later frames); ``flush()`` returns the rest at the end. The window
-    is symmetric and stays inside the track (near its start or end, or the video's, it shrinks on both
-    sides), so a face moving at constant speed keeps its exact keypoints. ``radius`` 0 returns every frame as
-    it comes, unchanged.
+    final; ``flush()`` returns the rest at the end. Centred (the default), each frame waits for ``radius``
+    later frames and is averaged over ±``radius``; the window is symmetric and stays inside the track (near its
+    start or end, or the video's, it shrinks on both sides), so a face moving at constant speed keeps its exact
+    keypoints. ``causal``: each frame is released as it is pushed, averaged with up to ``radius`` earlier frames
+    of its track (a live stream has no future frames; a moving face then lags by ``radius / 2`` frames).
+    ``radius`` 0 returns every frame as it comes, unchanged.
     """
 
-    def __init__(self, radius: int) -> None:
+    def __init__(self, radius: int, causal: bool = False) -> None:
         if radius < 0:
             raise ValueError(f"the smoothing radius counts frames and cannot be negative; got {radius}")
         self.radius = int(radius)
+        self.causal = causal
+        self.delay = 0 if causal else self.radius  # frames a pushed frame waits before its release
         self._entries: deque[_Entry] = deque()
         self._next = 0  # position in _entries of the next frame to release
 
@@ -93,7 +97,7 @@ class KeypointSmoother:
         self._entries.append(_Entry(item, {key: np.asarray(value, dtype=np.float64)
                                            for key, value in keypoints.items()}))
         released = []
-        while self._next < len(self._entries) and len(self._entries) - 1 - self._next >= self.radius:
+        while self._next < len(self._entries) and len(self._entries) - 1 - self._next >= self.delay:
             released.append(self._release())
         return released
 
@@ -123,6 +127,33 @@ class KeypointSmoother:
         return count
 
     def _average(self, position: int, key: Hashable) -> np.ndarray:
-        half = min(self._reach(position, key, -1), self._reach(position, key, +1))
-        window = [self._entries[index].keypoints[key] for index in range(position - half, position + half + 1)]
+        before = self._reach(position, key, -1)
+        after = 0 if self.causal else min(before, self._reach(position, key, +1))
+        if not self.causal:
+            before = after
+        window = [self._entries[index].keypoints[key] for index in range(position - before, position + after + 1)]
         return np.mean(window, axis=0)
+
+
+class StillHold:
+    """Keeps a track's smoothed points where they were while they move less than ``tolerance`` pixels.
+
+    A still face under a detector's noise would otherwise move its crop, landmarks and mask by a fraction of a
+    pixel every frame (visible as a shimmering edge); held points give the same crop, mask and paste on every
+    frame until the face really moves (any point further than ``tolerance`` from where it was held).
+    """
+
+    def __init__(self, tolerance: float) -> None:
+        self.tolerance = float(tolerance)
+        self._held: dict[Hashable, np.ndarray] = {}
+
+    def __call__(self, points_by_track: dict[Hashable, np.ndarray]) -> dict[Hashable, np.ndarray]:
+        """The held points of each track of this frame (tracks not in it are forgotten)."""
+        result = {}
+        for key, points in points_by_track.items():
+            held = self._held.get(key)
+            if held is None or held.shape != points.shape or np.abs(points - held).max() > self.tolerance:
+                held = points
+            result[key] = held
+        self._held = dict(result)
+        return result

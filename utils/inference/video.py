@@ -2,10 +2,11 @@
 encode, with decoding and encoding in their own threads behind bounded queues, so memory stays flat whatever the
 video's length.
 
+The faces go through the frame pipeline (utils.inference.pipeline), the same per-face path as photos.
 Frames where no chosen face is found go to the encoder as the decoder gave them (pixel for pixel with a
-lossless codec). Each track keeps its ghost mask settings and its reference match, and its 5 keypoints are
-averaged over ±``smooth_window`` frames (utils.inference.tracking). Edge inpainting (SDXL) is not run on video
-frames. The NSFW classifier sees one target frame every ``nsfw_check_seconds`` of video, and the same output
+lossless codec). Each track keeps its ghost mask settings and its reference match, and its keypoints and box
+are averaged over ±``smooth_window`` frames (utils.inference.tracking). Edge inpainting (SDXL) is not run on
+video frames. The NSFW classifier sees one target frame every ``nsfw_check_seconds`` of video, and the same output
 frames after the swap.
 """
 from __future__ import annotations
@@ -25,22 +26,12 @@ import torch
 
 from utils.errors import GhostError
 from utils.inference.media import DecodedFrame, decode_frames, open_video, rotate_stored
-from utils.inference.selection import (
-    FaceSelection,
-    cosine_similarities,
-    match_references,
-    pick_by_index,
-)
-from utils.inference.swap import FaceInImage, FaceSwapper
-from utils.inference.tracking import FaceTracker, KeypointSmoother
+from utils.inference.pipeline import Frame, FramePipeline, FrameResult, SourceFace
+from utils.inference.selection import FaceSelection
+from utils.inference.swap import FaceSwapper
 from utils.inference.video_output import VideoWriter
 
 logger = logging.getLogger(__name__)
-
-# A track's faces are compared with the reference photos on its first frame and again every this many frames
-# (the similarities are averaged), rather than on every frame.
-REFERENCE_RECHECK_FRAMES = 12
-
 
 CUDA_BATCH_SIZE, CPU_BATCH_SIZE = 8, 1  # --batch_size when unset
 
@@ -58,6 +49,9 @@ class VideoOptions:
     video_quality: int = 18  # constant-quality factor (CRF) of H.264/H.265/VP9; 18 is visually lossless
     video_preset: str = "medium"  # x264/x265 speed preset
     nsfw_check_seconds: float = 1.0  # one NSFW-checked frame per this much video time (the first frame too)
+    # Frames are detected at their own size (at most --detection_max_size), never scaled up unless asked: the
+    # original had no video, and its photo default enlarged a 480×352 frame 2.7× before RetinaFace.
+    video_detection_upscale: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -71,14 +65,6 @@ class VideoOptions:
 
 
 @dataclass
-class SourceFace:
-    """A source face ready for the generator: the aligned face (with landmarks for ghost) and its identity."""
-
-    face: FaceInImage
-    identity: torch.Tensor  # [1, 512] float32 on the swapper's device
-
-
-@dataclass
 class VideoStats:
     """What a video swap did."""
 
@@ -87,22 +73,11 @@ class VideoStats:
     faces_swapped: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
-
-@dataclass
-class _Chosen:
-    """A face of a frame that will be replaced."""
-
-    track_id: int
-    box: np.ndarray
-    keypoints: np.ndarray
-    source_index: int
-
-
-@dataclass
-class _Pending:
-    frame: DecodedFrame
-    chosen: list[_Chosen]
-    check_nsfw: bool
+    def add(self, result: FrameResult) -> None:
+        """Count one output frame."""
+        self.frames += 1
+        self.frames_swapped += int(bool(result.faces))
+        self.faces_swapped += len(result.faces)
 
 
 # ---------------------------------------------------------------------------------------------------- threads
@@ -224,127 +199,6 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 # ---------------------------------------------------------------------------------------------------- the swap
 
 
-class _VideoSwap:
-    """The state of one video swap: tracks, their reference matches and mask settings, the NSFW sampling."""
-
-    def __init__(self, swapper: FaceSwapper, sources: list[SourceFace], selection: FaceSelection,
-                 reference_embeddings: np.ndarray | None, options: VideoOptions) -> None:
-        self.swapper, self.sources, self.selection, self.options = swapper, sources, selection, options
-        self.references = reference_embeddings
-        self.tracker = FaceTracker()
-        self.smoother = KeypointSmoother(options.smooth_window)
-        self.ghost_settings: dict[tuple[int, int], Any] = {}
-        self.similarities: dict[int, tuple[np.ndarray, int, int]] = {}  # track → (sum, count, frame last checked)
-        self.next_nsfw_check = 0.0
-        self.stats = VideoStats()
-
-    # ------------------------------------------------------------------------------------ per decoded batch
-
-    def detect(self, frames: list[DecodedFrame]) -> list[tuple[_Pending, dict[int, np.ndarray]]]:
-        """Detect, track and choose the faces of decoded frames; returns the frames the smoother released."""
-        check = [self._nsfw_due(frame) for frame in frames]
-        for frame, due in zip(frames, check):
-            if due:
-                self.swapper.check_nsfw(frame.image, f"target video frame {frame.index}")
-        released = []
-        for frame, faces, due in zip(frames, self.swapper.detect_frames([frame.image for frame in frames]), check):
-            boxes = np.array([face.box for face in faces], dtype=np.float32).reshape(-1, 4)
-            track_ids = self.tracker.update(boxes)
-            chosen = self._choose(frame, faces, track_ids)
-            keypoints = {face.track_id: face.keypoints for face in chosen}
-            released.extend(self.smoother.push(_Pending(frame, chosen, due), keypoints))
-        return released
-
-    def _nsfw_due(self, frame: DecodedFrame) -> bool:
-        if frame.index > 0 and frame.seconds < self.next_nsfw_check:
-            return False
-        self.next_nsfw_check = frame.seconds + self.options.nsfw_check_seconds
-        return True
-
-    def _choose(self, frame: DecodedFrame, faces: list, track_ids: list[int]) -> list[_Chosen]:
-        def chosen(index: int, source: int) -> _Chosen:
-            face = faces[index]
-            return _Chosen(track_ids[index], np.asarray(face.box, np.float32),
-                           np.asarray(face.keypoints, np.float32), source)
-
-        if self.references is None:
-            return [chosen(index, source) for index, source in pick_by_index(len(faces), self.selection)]
-        if not faces:
-            return []
-        self._update_similarities(frame, faces, track_ids)
-        mean = np.array([self.similarities[track][0] / self.similarities[track][1] for track in track_ids])
-        matches = match_references(mean.reshape(len(faces), -1), self.selection.similarity_th)
-        return [chosen(index, source) for index, source in enumerate(matches) if source is not None]
-
-    def _update_similarities(self, frame: DecodedFrame, faces: list, track_ids: list[int]) -> None:
-        """Embed the faces whose track is new or due for a re-check; add their similarities to the track's."""
-        due = [index for index, track in enumerate(track_ids)
-               if track not in self.similarities
-               or frame.index - self.similarities[track][2] >= REFERENCE_RECHECK_FRAMES]
-        if not due:
-            return
-        crops = [self.swapper.align(frame.image, np.asarray(faces[index].box, np.float32),
-                                    np.asarray(faces[index].keypoints, np.float32)).face for index in due]
-        embeddings = self.swapper.embed_batch(crops).cpu().numpy()
-        for index, similarity in zip(due, cosine_similarities(embeddings, self.references)):
-            total, count, _ = self.similarities.get(track_ids[index], (0.0, 0, 0))
-            self.similarities[track_ids[index]] = (total + similarity, count + 1, frame.index)
-
-    # ------------------------------------------------------------------------------------ per swap batch
-
-    def swap(self, pending: list[tuple[_Pending, dict[int, np.ndarray]]]) -> Iterator[tuple[av.VideoFrame, int]]:
-        """The output frames of smoothed pending frames, in order (input frames where nothing is replaced)."""
-        swapper = self.swapper
-        jobs = []
-        for item, keypoints in pending:
-            for face in item.chosen:
-                target = swapper.align(item.frame.image, face.box, keypoints[face.track_id])
-                if swapper.options.uses_landmarks:
-                    swapper.add_landmarks(target)
-                jobs.append((item, face, target))
-        faces: list[np.ndarray] = []
-        if jobs:
-            identities = torch.cat([self.sources[face.source_index].identity for _, face, _ in jobs])
-            faces = swapper.generate_batch([target.face for _, _, target in jobs], identities)
-            if swapper.options.enhance_output:
-                faces = swapper.enhance_batch(faces)
-        by_frame: dict[int, list] = {}
-        for (item, face, target), swapped in zip(jobs, faces):
-            by_frame.setdefault(item.frame.index, []).append((face, target, swapped))
-        for item, _ in pending:
-            yield self._output_frame(item, by_frame.get(item.frame.index, [])), item.frame.rotation
-
-    def _output_frame(self, item: _Pending, pasted: list) -> av.VideoFrame:
-        frame = item.frame
-        self.stats.frames += 1
-        if not pasted:
-            return frame.frame
-        image = frame.image
-        for face, target, swapped in pasted:
-            source = self.sources[face.source_index].face
-            image, _ = self.swapper.paste(swapped, source, target, image=image,
-                                          ghost_settings=self._ghost_settings(face, source, target))
-        if item.check_nsfw and self.swapper.options.check_output_nsfw:
-            self.swapper.check_nsfw(image, f"swapped video frame {frame.index}")
-        self.stats.frames_swapped += 1
-        self.stats.faces_swapped += len(pasted)
-        output = av.VideoFrame.from_ndarray(rotate_stored(image, frame.rotation), format="bgr24")
-        output.pts, output.time_base = frame.frame.pts, frame.frame.time_base
-        return output
-
-    def _ghost_settings(self, face: _Chosen, source: FaceInImage, target: FaceInImage) -> Any:
-        """The ghost mask settings of the track, chosen on its first frame (so the mask does not flicker)."""
-        if self.swapper.options.paste_back_mode != "ghost":
-            return None
-        from utils.paste_back import ghost_mask_settings, jaw_offsets
-
-        key = (face.track_id, face.source_index)
-        if key not in self.ghost_settings:
-            offset = jaw_offsets(source.landmarks, target.landmarks)[2]
-            self.ghost_settings[key] = ghost_mask_settings(offset)
-        return self.ghost_settings[key]
-
-
 def swap_video(
     swapper: FaceSwapper,
     sources: list[SourceFace],
@@ -369,20 +223,26 @@ def swap_video(
     writer = VideoWriter(output_path, target_path, info, options.video_codec, options.video_quality,
                          options.video_preset, options.keep_audio)
     batch_size = options.batch_size or (CUDA_BATCH_SIZE if swapper.device.type == "cuda" else CPU_BATCH_SIZE)
-    state = _VideoSwap(swapper, sources, selection, reference_embeddings, options)
+    pipeline = FramePipeline(swapper, sources, selection, reference_embeddings,
+                             upscale=options.video_detection_upscale, smooth_window=options.smooth_window,
+                             nsfw_seconds=options.nsfw_check_seconds)
+    stats = VideoStats()
     queue_size = 2 * batch_size + options.smooth_window
     reader = _BackgroundReader(decode_frames(container, info, target_path), queue_size)
     encoder = _BackgroundWriter(writer, queue_size)
+
+    def write(results: list[FrameResult]) -> None:
+        for result in results:
+            stats.add(result)
+            encoder.put(_output_frame(result), result.frame.payload.rotation)
+            if progress is not None:
+                progress(stats.frames, info.frame_count)
+
     try:
         with torch.inference_mode(), swapper.weights_resident():
-            ready: list = []
-            for frames in _chunks(reader, batch_size):
-                ready.extend(state.detect(frames))
-                while len(ready) >= batch_size:
-                    _write(state.swap(ready[:batch_size]), encoder, state, info.frame_count, progress)
-                    del ready[:batch_size]
-            ready.extend(state.smoother.flush())
-            _write(state.swap(ready), encoder, state, info.frame_count, progress)
+            for decoded in _chunks(reader, batch_size):
+                write(pipeline.push([Frame(item.image, item.index, item.seconds, item) for item in decoded]))
+            write(pipeline.flush())
         encoder.close()
     except BaseException:
         reader.stop()
@@ -391,13 +251,15 @@ def swap_video(
     finally:
         reader.stop()
         container.close()
-    state.stats.timings = {**swapper.timings, "read": reader.seconds, "write": encoder.seconds}
-    return state.stats
+    stats.timings = {**swapper.timings, "read": reader.seconds, "write": encoder.seconds}
+    return stats
 
 
-def _write(frames: Iterable[tuple[av.VideoFrame, int]], encoder: _BackgroundWriter, state: _VideoSwap,
-           total: int | None, progress: Callable[[int, int | None], None] | None) -> None:
-    for frame, rotation in frames:
-        encoder.put(frame, rotation)
-        if progress is not None:
-            progress(state.stats.frames, total)
+def _output_frame(result: FrameResult) -> av.VideoFrame:
+    """The decoder's own frame where nothing was replaced, else the swapped image with the input's timing."""
+    decoded: DecodedFrame = result.frame.payload
+    if not result.faces:
+        return decoded.frame
+    output = av.VideoFrame.from_ndarray(rotate_stored(result.image, decoded.rotation), format="bgr24")
+    output.pts, output.time_base = decoded.frame.pts, decoded.frame.time_base
+    return output
