@@ -126,7 +126,7 @@ class FaceMaskOptions:
         return "region" in self.face_mask_types
 
     @property
-    def active(self) -> bool:
+    def adds_face_mask(self) -> bool:
         """False when the options change no pixel (the paste-back then runs exactly as without them)."""
         return self.uses_box or self.needs_target_labels or self.needs_face_labels
 
@@ -210,7 +210,7 @@ def crop_face_mask(
     ``face_labels``: the swapped face's label map (region); ``target_labels``: the target face's (occlusion,
     kept mouth). None when the options change nothing. Raises ValueError when a needed label map is missing.
     """
-    if not options.active:
+    if not options.adds_face_mask:
         return None
     if options.needs_face_labels and face_labels is None:
         raise ValueError("the region mask needs the swapped face's label map")

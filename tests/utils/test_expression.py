@@ -48,7 +48,8 @@ def test_bad_options_are_one_line(values: dict, message: str) -> None:
 
 
 def test_default_options_are_off() -> None:
-    assert not ExpressionOptions().active and ExpressionOptions(expression_restorer_factor=80).active
+    assert not ExpressionOptions().restores_expression
+    assert ExpressionOptions(expression_restorer_factor=80).restores_expression
 
 
 def test_factor_0_returns_the_very_inputs_and_loads_nothing(tmp_path) -> None:

@@ -73,7 +73,7 @@ def paste(mode: str, scene: dict, face_mask: np.ndarray | None) -> np.ndarray:
 
 def test_defaults_add_no_mask() -> None:
     options = FaceMaskOptions()
-    assert not options.active and crop_face_mask(options, 256) is None
+    assert not options.adds_face_mask and crop_face_mask(options, 256) is None
     assert face_masks.box_mask(256).min() == 1.0
 
 

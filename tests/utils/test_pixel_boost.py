@@ -82,8 +82,8 @@ def test_sizes_other_than_multiples_of_256_up_to_1024_are_one_line(size: int) ->
 
 
 def test_options() -> None:
-    assert not PixelBoostOptions().active and PixelBoostOptions().tiles_per_side == 1
-    assert PixelBoostOptions(1024).tiles_per_side == 4 and PixelBoostOptions(512).active
+    assert not PixelBoostOptions().boosts_pixels and PixelBoostOptions().tiles_per_side == 1
+    assert PixelBoostOptions(1024).tiles_per_side == 4 and PixelBoostOptions(512).boosts_pixels
 
 
 def test_a_boosted_face_pastes_back_like_its_256_twin_in_every_mode() -> None:

@@ -66,7 +66,7 @@ class ExpressionOptions:
                              f"{self.expression_restorer_smoothing:g})")
 
     @property
-    def active(self) -> bool:
+    def restores_expression(self) -> bool:
         return self.expression_restorer_factor > 0
 
 
@@ -145,6 +145,11 @@ class ExpressionRestorer:
         """Load the four networks now (otherwise they load at the first restoration)."""
         for role in CHECKPOINTS:
             self.network(role)
+
+    def loaded_networks(self) -> list[torch.nn.Module]:
+        """The networks already in memory (whose weight pages a caller may hand back)."""
+        keys = [(name, self.paths.get(name), self.weights_dir) for name in CHECKPOINTS.values()]
+        return [self.models.get(key, lambda: None) for key in keys if key in self.models]
 
     @torch.inference_mode()
     def motion(self, faces: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:

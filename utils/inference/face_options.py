@@ -1,15 +1,14 @@
-"""The face-quality options of a swap (masks, the target's mouth, the expression restorer, pixel boost) and their flags.
+"""The flags of the face-quality options (masks, the target's mouth, the expression restorer, pixel boost).
 
 Defaults live once, in :class:`utils.face_masks.FaceMaskOptions`, :class:`utils.inference.expression.ExpressionOptions`
-and :class:`utils.inference.pixel_boost.PixelBoostOptions`; this module names and explains them, builds the flags
-from them, and groups the three records in :class:`FaceOptions`. Every default leaves the swap as it was.
+and :class:`utils.inference.pixel_boost.PixelBoostOptions` (SwapOptions extends all three); this module names and
+explains them for inference.py's flags and the web UI's panel. Every default leaves the swap as it was. Names and
+values are checked by the records, so a bad value is one GhostError line before anything loads.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
 
 from utils.cli import add_option_arguments
 from utils.face_masks import FACE_MASK_REGIONS, FACE_MASK_TYPES, FaceMaskOptions
@@ -44,40 +43,13 @@ LIST_HELP: dict[str, tuple[type, str, str]] = {
                                                "mouth and jaw)"),
 }
 OPTION_CLASSES = (FaceMaskOptions, ExpressionOptions, PixelBoostOptions)
-
-
-@dataclass(frozen=True)
-class FaceOptions:
-    """The three face-quality records of one swap."""
-
-    masks: FaceMaskOptions = field(default_factory=FaceMaskOptions)
-    expression: ExpressionOptions = field(default_factory=ExpressionOptions)
-    pixel_boost: PixelBoostOptions = field(default_factory=PixelBoostOptions)
-
-    @classmethod
-    def from_values(cls, **values: Any) -> FaceOptions:
-        """Built from flat field values (flag names); unknown names raise TypeError, bad values GhostError."""
-        records = []
-        for options_class in OPTION_CLASSES:
-            names = {item.name for item in dataclasses.fields(options_class)}
-            records.append(options_class(**{name: values.pop(name) for name in list(values) if name in names}))
-        if values:
-            raise TypeError(f"unknown face option(s): {', '.join(values)}")
-        return cls(*records)
-
-    def values(self) -> dict[str, Any]:
-        """The flat field values (flag name → value)."""
-        return {name: value for record in (self.masks, self.expression, self.pixel_boost)
-                for name, value in dataclasses.asdict(record).items()}
-
-    @property
-    def active(self) -> bool:
-        """False when the options leave the swap exactly as it was."""
-        return self.masks.active or self.expression.active or self.pixel_boost.active
+# The web UI's multiple-choice fields (the others are typed).
+CHOICES = {"face_mask_types": FACE_MASK_TYPES, "face_mask_regions": tuple(FACE_MASK_REGIONS),
+           "expression_restorer_areas": tuple(EXPRESSION_AREAS)}
 
 
 def add_face_option_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """One flag per face-quality field. Names and values are checked by the records (one-line GhostError)."""
+    """One flag per face-quality field (lists take several values; the records turn them into tuples)."""
     for options_class in OPTION_CLASSES:
         names = {item.name for item in dataclasses.fields(options_class)}
         add_option_arguments(parser, options_class, {name: text for name, text in OPTION_HELP.items() if name in names})
@@ -86,11 +58,3 @@ def add_face_option_arguments(parser: argparse.ArgumentParser | argparse._Argume
             if name in names:
                 parser.add_argument(f"--{name}", nargs="+", type=kind, default=list(getattr(defaults, name)),
                                     metavar=metavar, help=text)
-
-
-def face_options_from_arguments(args: argparse.Namespace) -> FaceOptions:
-    """The FaceOptions of parsed flags (lists become tuples); GhostError for a bad value or combination."""
-    names = {item.name for options_class in OPTION_CLASSES for item in dataclasses.fields(options_class)}
-    values = {name: tuple(value) if isinstance(value, list) else value
-              for name, value in vars(args).items() if name in names}
-    return FaceOptions.from_values(**values)

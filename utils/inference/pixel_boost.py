@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -43,8 +44,31 @@ class PixelBoostOptions:
         return self.pixel_boost // MODEL_SIZE
 
     @property
-    def active(self) -> bool:
+    def boosts_pixels(self) -> bool:
         return self.pixel_boost != MODEL_SIZE
+
+
+def boosted_crop(image: np.ndarray, matrix: np.ndarray, size: int, align_mode: str,
+                 face: np.ndarray | None = None) -> np.ndarray:
+    """The target face aligned at ``size``: the 256 px alignment ``matrix`` (image → crop, 2×3) scaled by
+    size/256, so the crop is the same face at a finer pixel grid. ``H×W×3 uint8 BGR`` image → ``size×size×3``.
+
+    ``face`` (the 256 px crop already made) is returned as it is at 256. The border outside the image is the
+    align mode's (facexlib's grey, else black), as utils.align.align_face fills it.
+    """
+    from utils.align import FACEXLIB_BORDER_VALUE
+
+    if size == MODEL_SIZE and face is not None:
+        return face
+    border = FACEXLIB_BORDER_VALUE if align_mode == "facexlib" else (0, 0, 0)
+    return cv2.warpAffine(image, scaled_matrix(matrix, size), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def scaled_matrix(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The image → crop matrix of a ``size`` px crop, from the 256 px crop's ``matrix``."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return matrix if size == MODEL_SIZE else matrix * (size / MODEL_SIZE)
 
 
 def sub_pixel_tiles(face: np.ndarray, tile_size: int = MODEL_SIZE) -> np.ndarray:

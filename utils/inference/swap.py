@@ -26,6 +26,7 @@ from utils.inference.selection import FaceSelection, check_face_index
 from utils.inference.stages import FaceInImage, Stages
 
 if TYPE_CHECKING:
+    from utils.inference.face_quality import FaceMasks
     from utils.inference.pipeline import SourceFace
     from utils.paste_back import GhostMaskSettings
 
@@ -108,26 +109,34 @@ class FaceSwapper(SwapModels):
     def paste(
         self, face: np.ndarray, source: FaceInImage, target: FaceInImage, image: np.ndarray | None = None,
         ghost_settings: GhostMaskSettings | None = None, face_labels: np.ndarray | None = None,
+        face_masks: FaceMasks | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Put the 256×256 face back with ``--paste_back_mode``; (image, mask or None).
+        """Put the S×S face (256, or the --pixel_boost size) back with ``--paste_back_mode``; (image, mask or None).
 
         ``image`` (default: the target's own picture) is what the face goes into, e.g. a frame where other
         faces were already pasted; ``ghost_settings`` fix the ghost mask settings (kept per track);
-        ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it.
+        ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it; ``face_masks``
+        the face options' masks (mode none blends the face with the target's crop through them).
         """
+        from utils.face_masks import blend_faces
+        from utils.inference.pixel_boost import scaled_matrix
         from utils.paste_back import paste_back
 
         mode = self.options.paste_back_mode
+        face_mask = None if face_masks is None else face_masks.face_mask
         if mode == "none":
-            return face, None
-        parser = None
-        if self.options.uses_parser:
-            parser = (lambda _face: face_labels) if face_labels is not None else self._parse_one
+            return (face if face_mask is None else blend_faces(face, face_masks.target_face, face_mask)), None
+        parser = self._parse_one if self.options.uses_parser and face_labels is None else None
+        # A pixel-boosted face: the same alignment at a finer grid (landmarks and matrix scaled alike).
+        scale = face.shape[0] / ALIGNED_FACE_SIZE
+        landmarks = {name: None if points is None else points * scale if scale != 1 else points
+                     for name, points in (("source_landmarks", source.landmarks),
+                                          ("target_landmarks", target.landmarks))}
         with self._stage("paste"), torch.inference_mode():
             return paste_back(
-                mode, target.image if image is None else image, face, target.matrix,
-                source_landmarks=source.landmarks, target_landmarks=target.landmarks, face_parser=parser,
-                ghost_settings=ghost_settings,
+                mode, target.image if image is None else image, face, scaled_matrix(target.matrix, face.shape[0]),
+                face_parser=parser, ghost_settings=ghost_settings, face_mask=face_mask,
+                face_labels=face_labels if self.options.uses_parser else None, **landmarks,
             )
 
     def _parse_one(self, face: np.ndarray) -> np.ndarray:
