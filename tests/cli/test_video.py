@@ -418,7 +418,7 @@ def test_video_frames_keep_the_weights_and_hand_them_back_at_the_end(
 ) -> None:
     """--release_weights releases after the source's stages and once at the end, never per frame: a longer clip
     makes no more release calls, and afterwards the generator holds no resident weight pages."""
-    import utils.inference.swap as swap_module
+    import utils.inference.model_set as model_set_module
     from utils.checkpoint import release_weight_pages, resident_mapped_bytes
 
     calls: list[int] = []
@@ -427,7 +427,7 @@ def test_video_frames_keep_the_weights_and_hand_them_back_at_the_end(
         calls.append(1)
         return release_weight_pages(module)
 
-    monkeypatch.setattr(swap_module, "release_weight_pages", counted_release)
+    monkeypatch.setattr(model_set_module, "release_weight_pages", counted_release)
     options = SwapOptions(weights_dir=str(standin_weights), device="cpu", detection_threshold=STANDIN_THRESHOLD,
                           detection_max_size=160, nsfw_model=str(normal_nsfw_model), paste_back_mode="basic",
                           enhance_output=False, inpaint_output=False)

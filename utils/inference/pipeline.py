@@ -249,12 +249,11 @@ class FramePipeline:
                 enhanced = self._enhance(jobs, swapped)
         finals = [raw if better is None else better for raw, better in zip(swapped, enhanced)]
         labels, target_labels = quality.parse(finals, crops)
-        by_frame: dict[int, list[SwappedFace]] = {}
+        by_frame: dict[int, list[tuple[SwappedFace, np.ndarray | None]]] = {}
         for (pending, face, target), raw, better, parsed, masks in zip(jobs, swapped, enhanced, labels,
                                                                         quality.masks(crops, labels, target_labels)):
             record = SwappedFace(face.track_id, face.source_index, target, raw, better, face_masks=masks)
-            by_frame.setdefault(id(pending), []).append(record)
-            record.mask = parsed  # carried to the paste below, replaced by the paste-back mask
+            by_frame.setdefault(id(pending), []).append((record, parsed))
         return [self._output(pending, by_frame.get(id(pending), [])) for pending, _ in released]
 
     def _enhance(self, jobs: list, swapped: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -265,19 +264,20 @@ class FramePipeline:
             result[index] = face
         return result
 
-    def _output(self, pending: _Pending, faces: list[SwappedFace]) -> FrameResult:
+    def _output(self, pending: _Pending, pasted: list[tuple[SwappedFace, np.ndarray | None]]) -> FrameResult:
+        """Paste a frame's faces (with their parser labels, if parsed), finish, check the output if sampled."""
         frame = pending.frame
-        if not faces:
+        if not pasted:
             return FrameResult(frame, frame.image)
         swapper = self.swapper
         image = frame.image
-        for face in faces:
+        faces = [face for face, _ in pasted]
+        for face, parsed in pasted:
             source = self.sources[face.source_index].face
             final = face.swapped_face if face.enhanced_face is None else face.enhanced_face
-            parsed, face.mask = face.mask, None
             image, mask = swapper.paste(final, source, face.target, image=image,
                                         ghost_settings=self._ghost_settings(face, source),
-                                        face_labels=parsed, face_masks=face.face_masks)
+                                        face_labels=parsed, keep_mask=self.photo, face_masks=face.face_masks)
             if self.photo:
                 face.mask = mask
         if self.finish is not None:

@@ -109,15 +109,18 @@ class FaceSwapper(SwapModels):
     def paste(
         self, face: np.ndarray, source: FaceInImage, target: FaceInImage, image: np.ndarray | None = None,
         ghost_settings: GhostMaskSettings | None = None, face_labels: np.ndarray | None = None,
-        face_masks: FaceMasks | None = None,
+        keep_mask: bool = True, face_masks: FaceMasks | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Put the S×S face (256, or the --pixel_boost size) back with ``--paste_back_mode``; (image, mask or None).
 
         ``image`` (default: the target's own picture) is what the face goes into, e.g. a frame where other
         faces were already pasted; ``ghost_settings`` fix the ghost mask settings (kept per track);
-        ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it; ``face_masks``
-        the face options' masks (mode none blends the face with the target's crop through them).
+        ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it. Without
+        ``keep_mask`` (video and live frames) no full-frame mask is made, and on CUDA the warps and the blend
+        run on the device (utils.device_paste). ``face_masks``: the face options' masks, which multiply the
+        mode's alpha (mode none blends the face with the target's crop through them).
         """
+        from utils.device_paste import crop_alpha, paste_on_device, runs_on_device
         from utils.face_masks import blend_faces
         from utils.inference.pixel_boost import scaled_matrix
         from utils.paste_back import paste_back
@@ -126,17 +129,28 @@ class FaceSwapper(SwapModels):
         face_mask = None if face_masks is None else face_masks.face_mask
         if mode == "none":
             return (face if face_mask is None else blend_faces(face, face_masks.target_face, face_mask)), None
+        into = target.image if image is None else image
+        # A pixel-boosted face is the same alignment on a finer grid: its matrix and landmarks are scaled alike.
+        size = face.shape[0]
+        matrix = scaled_matrix(target.matrix, size)
+        source_landmarks, target_landmarks = source.landmarks, target.landmarks
+        if size != ALIGNED_FACE_SIZE:
+            source_landmarks, target_landmarks = (None if points is None else points * (size / ALIGNED_FACE_SIZE)
+                                                  for points in (source.landmarks, target.landmarks))
+        if runs_on_device(self.device, mode, keep_mask):
+            with self._stage("paste"), torch.inference_mode():
+                labels = face_labels if face_labels is not None or mode != "facexlib_with_parser" else \
+                    self._parse_one(face)
+                alpha = crop_alpha(mode, size, source_landmarks, target_landmarks, labels, ghost_settings)
+                if face_mask is not None:
+                    alpha = alpha * face_mask
+                return paste_on_device(into, face, alpha, matrix, self.device, mode == "ghost"), None
         parser = self._parse_one if self.options.uses_parser and face_labels is None else None
-        # A pixel-boosted face: the same alignment at a finer grid (landmarks and matrix scaled alike).
-        scale = face.shape[0] / ALIGNED_FACE_SIZE
-        landmarks = {name: None if points is None else points * scale if scale != 1 else points
-                     for name, points in (("source_landmarks", source.landmarks),
-                                          ("target_landmarks", target.landmarks))}
         with self._stage("paste"), torch.inference_mode():
             return paste_back(
-                mode, target.image if image is None else image, face, scaled_matrix(target.matrix, face.shape[0]),
+                mode, into, face, matrix, source_landmarks=source_landmarks, target_landmarks=target_landmarks,
                 face_parser=parser, ghost_settings=ghost_settings, face_mask=face_mask,
-                face_labels=face_labels if self.options.uses_parser else None, **landmarks,
+                face_labels=face_labels if self.options.uses_parser else None,
             )
 
     def _parse_one(self, face: np.ndarray) -> np.ndarray:
