@@ -383,6 +383,21 @@ def ghost_face_masks(
     return soft_source, hard_source, hard_target
 
 
+def ghost_masks_at(
+    source_landmarks: np.ndarray, target_landmarks: np.ndarray, face_size: int,
+    settings: GhostMaskSettings | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`ghost_face_masks` of a ``face_size`` crop (landmarks in its frame). A crop larger than
+    ``GHOST_MASK_SIZE`` (pixel boost) gets the masks of its 256 px twin resized, so its edges keep their width
+    relative to the face."""
+    if face_size == GHOST_MASK_SIZE:
+        return ghost_face_masks(source_landmarks, target_landmarks, (face_size, face_size), settings)
+    scale = GHOST_MASK_SIZE / face_size
+    masks = ghost_face_masks(np.asarray(source_landmarks) * scale, np.asarray(target_landmarks) * scale,
+                             (GHOST_MASK_SIZE, GHOST_MASK_SIZE), settings)
+    return tuple(cv2.resize(mask, (face_size, face_size), interpolation=cv2.INTER_LINEAR) for mask in masks)
+
+
 def paste_back_ghost(
     target_image: np.ndarray,
     swapped_face: np.ndarray,
@@ -401,15 +416,8 @@ def paste_back_ghost(
     than ``GHOST_MASK_SIZE`` (pixel boost; landmarks in its own frame) gets the masks of its 256 px twin, resized.
     """
     face_shape = swapped_face.shape[:2]
-    if face_shape[0] == GHOST_MASK_SIZE:
-        soft_source, hard_source, hard_target = ghost_face_masks(source_landmarks, target_landmarks, face_shape,
-                                                                 settings)
-    else:
-        scale = GHOST_MASK_SIZE / face_shape[0]
-        masks = ghost_face_masks(np.asarray(source_landmarks) * scale, np.asarray(target_landmarks) * scale,
-                                 (GHOST_MASK_SIZE, GHOST_MASK_SIZE), settings)
-        soft_source, hard_source, hard_target = (
-            cv2.resize(mask, face_shape[::-1], interpolation=cv2.INTER_LINEAR) for mask in masks)
+    soft_source, hard_source, hard_target = ghost_masks_at(source_landmarks, target_landmarks, face_shape[0],
+                                                            settings)
     region = face_region(matrix, face_shape[0], target_image.shape)
     if region is None:
         return target_image.copy(), np.zeros(target_image.shape[:2], dtype=np.uint8)

@@ -43,9 +43,11 @@ LIST_HELP: dict[str, tuple[type, str, str]] = {
                                                "mouth and jaw)"),
 }
 OPTION_CLASSES = (FaceMaskOptions, ExpressionOptions, PixelBoostOptions)
-# The web UI's multiple-choice fields (the others are typed).
+# The web UI's choice fields (the others are typed), and its panel: every field with its help, in flag order.
 CHOICES = {"face_mask_types": FACE_MASK_TYPES, "face_mask_regions": tuple(FACE_MASK_REGIONS),
-           "expression_restorer_areas": tuple(EXPRESSION_AREAS)}
+           "expression_restorer_areas": tuple(EXPRESSION_AREAS), "pixel_boost": PIXEL_BOOST_SIZES}
+PANEL_HELP = {item.name: OPTION_HELP[item.name] if item.name in OPTION_HELP else LIST_HELP[item.name][2]
+              for options_class in OPTION_CLASSES for item in dataclasses.fields(options_class)}
 
 
 def add_face_option_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

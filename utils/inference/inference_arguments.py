@@ -16,6 +16,7 @@ from utils.cli import (
     add_weight_path,
     options_from_arguments,
 )
+from utils.inference.face_options import add_face_option_arguments
 from utils.inference.options import EMBEDDING_PATH_FIELDS, PRECISIONS, SwapOptions
 from utils.inference.selection import DEFAULT_SIMILARITY_TH, FaceSelection
 from utils.inference.video import VideoOptions
@@ -107,6 +108,7 @@ def add_swap_arguments(parser: argparse.ArgumentParser, debug_folder: str | None
     The ``--debug*`` flags are added only with a ``debug_folder`` (their default location).
     """
     add_option_arguments(parser, SwapOptions, OPTION_HELP, CHOICES)
+    add_face_option_arguments(parser)
     add_device_arguments(parser)
     for flag, (checkpoint, help_text) in WEIGHT_PATH_FLAGS.items():
         add_weight_path(parser, flag, checkpoint, help_text)
@@ -144,7 +146,8 @@ class FolderFlags:
 
 
 def swap_options_from_arguments(args: argparse.Namespace) -> SwapOptions:
-    """The SwapOptions whose fields have a flag of the same name."""
+    """The SwapOptions whose fields have a flag of the same name (GhostError, one line, for a bad value or
+    combination of the face options; nothing is loaded before)."""
     return options_from_arguments(SwapOptions, args)
 
 
