@@ -161,8 +161,12 @@ class _GeneratorRun:
             yield index, frame, self._given(frame, swapped)
 
     def _swapped_frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, Outcome]]:
-        """The pair swapped by the frame pipeline, as inference.py swaps it: the source prepared once, a photo as
-        a stream of one frame, a video's frames tracked and smoothed (with the video defaults) along the way."""
+        """The pair swapped by the frame pipeline, the code inference.py runs: the source prepared once, a photo as
+        a stream of one frame, a video's frames tracked along the way and NSFW-sampled as a video's.
+
+        Video frames are detected at the photo size and not smoothed: the scored frames are every
+        ``--frame_step``-th frame, so an average over them would span skipped time, and a frame scores as the
+        same picture would (tests/evaluation)."""
         swapper, step, limit = self.swapper, self.options.frame_step, self.options.max_frames
         frames = read_frames(pair.target, step, limit)
         try:
@@ -177,7 +181,7 @@ class _GeneratorRun:
                 yield index, frame, self._swap_photo(source, frame, selection)
             return
         video = VideoOptions()
-        pipeline = FramePipeline(swapper, [source], selection, smooth_window=video.smooth_window,
+        pipeline = FramePipeline(swapper, [source], selection, upscale=swapper.options.detection_upscale,
                                  nsfw_seconds=video.nsfw_check_seconds)
         seconds_per_frame = step / video_fps(pair.target)
         for count, (index, frame) in enumerate(frames):

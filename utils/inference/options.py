@@ -17,6 +17,7 @@ from utils.errors import GhostError
 from utils.face_masks import FaceMaskOptions
 from utils.inference.expression import ExpressionOptions
 from utils.inference.pixel_boost import PixelBoostOptions
+from utils.ort.options import RuntimeOptions
 from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
 
 ALIGNED_FACE_SIZE = 256
@@ -88,6 +89,8 @@ class SwapOptions(FaceMaskOptions, ExpressionOptions, PixelBoostOptions):
     debug_target_face_path: str | None = None
     debug_swapped_face_path: str | None = None
     debug_enhanced_face_path: str | None = None
+    # What runs the networks (torch or ONNX Runtime, its provider and threads); flags from RuntimeOptions.
+    engine: RuntimeOptions = RuntimeOptions()
 
     def __post_init__(self) -> None:
         for record in (FaceMaskOptions, ExpressionOptions, PixelBoostOptions):
