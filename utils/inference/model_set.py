@@ -25,6 +25,7 @@ from utils.inference.options import EMBEDDING_PATH_FIELDS, SwapOptions
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
+    from utils.inference.expression import ExpressionRestorer
     from models.nsfw import NSFWFilter
     from models.retinaface import FaceDetector
 
@@ -70,6 +71,11 @@ class SwapModels:
             self._release_weights = released
             if released:
                 release_weights_of(self.models.models())
+
+    def release_networks(self, networks: Iterable[torch.nn.Module]) -> None:
+        """With --release_weights (and outside weights_resident), hand back the weight pages of ``networks``."""
+        if self._release_weights:
+            release_weights_of(networks)
 
     def _load(self, key: tuple, load: Callable[[], Any]) -> Any:
         engine = self.options.engine
@@ -204,6 +210,13 @@ class SwapModels:
         return self._load(("bisenet", options.face_parser_model_path, options.weights_dir), load)
 
     @property
+    def expression_restorer(self) -> ExpressionRestorer:
+        """The LivePortrait expression restorer stage (its four networks load at its first use, into the cache)."""
+        from utils.inference.expression import ExpressionRestorer
+
+        return ExpressionRestorer(self.device, self.options.weights_dir, fp16=self.fp16, models=self.models)
+
+    @property
     def cvlface_aligner(self) -> torch.nn.Module:
         """The CVLFace DFA network of the ``cvlface`` align mode."""
         return self._registered("cvlface_aligner", self.options.cvlface_aligner_model_path)
@@ -245,8 +258,11 @@ class SwapModels:
             _ = self.landmark_detector
         if self.options.enhance_output:
             _ = self.gfpgan
-        if self.options.uses_parser:
+        if self.options.uses_face_parser:
             _ = self.face_parser
+        if self.options.restores_expression:
+            with self._stage("load"):
+                self.expression_restorer.load()
         if self.options.uses_inpainting:
             _ = self.inpainter
 
