@@ -67,7 +67,7 @@ def test_swap_a_picked_face(browser_page, photos: dict[str, Path], served_page, 
     target_faces.nth(FACES_SHOWN - 1).wait_for()
     assert source_faces.count() == target_faces.count() == FACES_SHOWN
     captions = [target_faces.nth(position).get_attribute("alt") for position in range(FACES_SHOWN)]
-    indices = [int(re.fullmatch(r"face (\d+)", caption).group(1)) for caption in captions]
+    indices = [int(re.fullmatch(r"face (\d+)(?: · selected)?", caption).group(1)) for caption in captions]
     assert indices == sorted(indices) and len(set(indices)) == FACES_SHOWN  # CLI order, left to right
 
     # Clicks toggle faces: add face indices[1] to the start-up face 0, then take face 0 out again.
@@ -93,6 +93,65 @@ def test_swap_a_picked_face(browser_page, photos: dict[str, Path], served_page, 
     # Everything the page loaded came from the page's own server (no CDN fonts or scripts).
     hosts = {urlparse(url).hostname for url in tab.requested if url.startswith("http")}
     assert hosts == {"127.0.0.1"}
+
+
+def gallery_state(tab, gallery: str) -> list[tuple[str, bool]]:
+    """Each thumbnail of a gallery: its caption, and whether it shows the green frame of a selected face."""
+    return tab.locator(f"#{gallery} button img").evaluate_all(
+        "images => images.map(image => [image.alt, image.src.endsWith('_selected.png')])")
+
+
+def wait_for_marks(tab, gallery: str, selected: set[int]) -> list[tuple[str, bool]]:
+    """The gallery once exactly the faces ``selected`` (CLI indices) are captioned as selected."""
+    expected = sorted(selected)
+    tab.wait_for_function(
+        """([gallery, expected]) => {
+            const marked = [...document.querySelectorAll(`#${gallery} button img`)]
+                .filter(image => image.alt.endsWith(' · selected'))
+                .map(image => Number(image.alt.match(/face (\\d+)/)[1]));
+            return JSON.stringify(marked) === JSON.stringify(expected);
+        }""", arg=[gallery, expected])
+    return gallery_state(tab, gallery)
+
+
+@pytest.mark.parametrize("target", ["target", "clip"])
+def test_galleries_mark_every_selected_face(browser_page, photos: dict[str, Path], target: str) -> None:
+    # A click toggles a target face; every face in the selection is framed and captioned, and the face whose
+    # click removed it is not highlighted (Gradio's own highlight follows the last click: it is cleared).
+    tab = browser_page
+    upload(tab, "target_file", photos[target])
+    target_faces = tab.locator("#target_faces button img")
+    target_faces.nth(FACES_SHOWN - 1).wait_for()
+    indices = [int(re.match(r"face (\d+)", alt).group(1)) for alt, _ in gallery_state(tab, "target_faces")]
+    shown_default = {0} & set(indices)
+    wait_for_marks(tab, "target_faces", shown_default)
+    target_faces.nth(2).click()
+    state = wait_for_marks(tab, "target_faces", shown_default | {indices[2]})
+    target_faces.nth(3).click()
+    state = wait_for_marks(tab, "target_faces", shown_default | {indices[2], indices[3]})
+    assert [framed for _, framed in state] == [index in shown_default | {indices[2], indices[3]} for index in indices]
+    tab.locator("#selection").get_by_text(
+        "target face " + ", ".join(str(index) for index in sorted(shown_default | {indices[2], indices[3]}))).wait_for()
+    target_faces.nth(2).click()  # removes face indices[2]: the last click is on a face no longer selected
+    state = wait_for_marks(tab, "target_faces", shown_default | {indices[3]})
+    assert [framed for _, framed in state] == [index in shown_default | {indices[3]} for index in indices]
+    tab.mouse.move(0, 0)  # off the thumbnails: a hovered one is ringed too
+    rings = tab.locator("#target_faces .thumbnail-item").evaluate_all(
+        "items => items.map(item => getComputedStyle(item).borderColor + ' ' + getComputedStyle(item).boxShadow)")
+    assert len(set(rings)) == 1  # no thumbnail stands out by Gradio's ring, the last one clicked included
+    tab.locator("#selection").get_by_text(
+        "target face " + ", ".join(str(index) for index in sorted(shown_default | {indices[3]}))).wait_for()
+
+    # The source gallery frames the one face used (face 0 of each photo until another is clicked).
+    upload(tab, "source_files", photos["source"])
+    source_faces = tab.locator("#source_faces button img")
+    source_faces.nth(FACES_SHOWN - 1).wait_for()
+    sources = [int(re.match(r"face (\d+)", alt).group(1)) for alt, _ in gallery_state(tab, "source_faces")]
+    wait_for_marks(tab, "source_faces", {0} & set(sources))
+    source_faces.nth(1).click()
+    state = wait_for_marks(tab, "source_faces", {sources[1]})
+    assert [framed for _, framed in state] == [index == sources[1] for index in sources]
+    tab.locator("#selection").get_by_text(f"source face {sources[1]}").wait_for()
 
 
 def test_one_job_at_a_time_and_models_stay_loaded(chromium, served_page, photos: dict[str, Path],

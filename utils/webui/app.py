@@ -63,7 +63,7 @@ class WebUI:
         return self.url
 
     def _serve(self) -> None:
-        from utils.webui.layout import build_page
+        from utils.webui.layout import CSS, build_page
 
         self.service = SwapService(self.options, self.settings, self.workspace, self.video, self.models)
         self.blocks = build_page(self.service)
@@ -71,7 +71,7 @@ class WebUI:
         self.blocks.launch(
             server_name=self.settings.host, server_port=self.settings.port, share=False, inbrowser=False,
             prevent_thread_lock=True, quiet=True, show_error=False, enable_monitoring=False, mcp_server=False,
-            pwa=False, ssr_mode=False, max_file_size=int(self.settings.max_upload_mb * MEGABYTE),
+            pwa=False, ssr_mode=False, css=CSS, max_file_size=int(self.settings.max_upload_mb * MEGABYTE),
             allowed_paths=[str(self.workspace.root)],
         )
 
@@ -84,6 +84,8 @@ class WebUI:
         if self.blocks is not None:
             self.blocks.close()
             self.blocks = None
+        if self.service is not None:
+            self.service.live.close()
         self.service = None
         if self.workspace is not None:
             self.workspace.close()

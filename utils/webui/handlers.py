@@ -34,11 +34,11 @@ class Page:
 
     source_files: gr.File
     source_gallery: gr.Gallery
-    source_map: gr.State  # gallery position -> face index
+    source_map: gr.State  # gallery position -> GalleryFace
     source_face: gr.State  # the face index used in each source photo
     target_file: gr.File
     target_gallery: gr.Gallery
-    target_map: gr.State  # gallery position -> face index
+    target_map: gr.State  # gallery position -> GalleryFace
     target_faces: gr.State  # tuple of the face indices replaced
     swap_all: gr.Checkbox
     reference_files: gr.File
@@ -50,6 +50,31 @@ class Page:
     result_file: gr.File
     result_info: gr.Markdown
     option_changes: gr.Markdown
+
+
+SELECTED_CAPTION = " · selected"
+
+
+@dataclass(frozen=True)
+class GalleryFace:
+    """One thumbnail of a faces gallery: the face's CLI index, its caption, plain and framed thumbnails."""
+
+    index: int
+    caption: str
+    thumbnail: str
+    marked: str  # the thumbnail in a green frame: shown while the face is selected
+
+
+def gallery_items(faces: list[GalleryFace], selected: set[int]) -> list[tuple[str, str]]:
+    """The gallery's (image, caption) items, every selected face framed and captioned as selected."""
+    return [(face.marked, face.caption + SELECTED_CAPTION) if face.index in selected else
+            (face.thumbnail, face.caption) for face in faces]
+
+
+def gallery_update(faces: list[GalleryFace], selected: set[int]) -> Any:
+    """The gallery showing ``selected``; Gradio's own highlight (the last face clicked) is cleared, since the
+    last click may have been the one that removed a face."""
+    return gr.update(value=gallery_items(faces, selected), selected_index=None)
 
 
 @contextmanager
@@ -118,27 +143,27 @@ class PageHandlers:
         """Gallery of every source photo's faces; the source face goes back to its start-up value."""
         page = self.page
         paths = values[page.source_files] or []
-        items, positions = [], []
+        faces = []
         with refusals_as_messages():
             changes = self.changes(MODEL_OPTIONS, values)
             for photo, path in enumerate(paths):
                 for face in self.service.faces(path, changes, "source photo"):
                     caption = f"photo {photo} · face {face.index}" if len(paths) > 1 else f"face {face.index}"
-                    items.append((str(face.thumbnail), caption))
-                    positions.append(face.index)
-        return items, positions, self.default_source, self.describe(values, source_face=self.default_source)
+                    faces.append(GalleryFace(face.index, caption, str(face.thumbnail), str(face.marked)))
+        return (gallery_update(faces, {self.default_source}), faces, self.default_source,
+                self.describe(values, source_face=self.default_source))
 
     def show_target_faces(self, values: dict) -> tuple:
         """Gallery of the target photo's (or video's first frame's) faces; the picked faces are reset."""
         page = self.page
         path = values[page.target_file]
-        items, positions = [], []
+        faces = []
         if path:
             with refusals_as_messages():
                 for face in self.service.faces(path, self.changes(MODEL_OPTIONS, values), "target"):
-                    items.append((str(face.thumbnail), f"face {face.index}"))
-                    positions.append(face.index)
-        return items, positions, self.default_target, self.describe(values, target_faces=self.default_target)
+                    faces.append(GalleryFace(face.index, f"face {face.index}", str(face.thumbnail), str(face.marked)))
+        return (gallery_update(faces, set(self.default_target)), faces, self.default_target,
+                self.describe(values, target_faces=self.default_target))
 
     def describe(self, values: dict, **current: Any) -> str:
         page = self.page
@@ -147,17 +172,18 @@ class PageHandlers:
                                   values[page.swap_all], len(values[page.reference_files] or []))
 
     def pick_source(self, values: dict, event: gr.SelectData) -> tuple:
-        """A click on a source face: that face of each source photo gives the identity."""
-        choice = values[self.page.source_map][event.index]
-        return choice, self.describe(values, source_face=choice)
+        """A click on a source face: that face of each source photo gives the identity (and is framed)."""
+        faces = values[self.page.source_map]
+        choice = faces[event.index].index
+        return gallery_update(faces, {choice}), choice, self.describe(values, source_face=choice)
 
     def toggle_target(self, values: dict, event: gr.SelectData) -> tuple:
-        """A click on a target face adds it to the faces replaced, or takes it out."""
-        index = values[self.page.target_map][event.index]
+        """A click on a target face adds it to the faces replaced, or takes it out; every face replaced is framed."""
+        faces = values[self.page.target_map]
         chosen = set(values[self.page.target_faces])
-        chosen.symmetric_difference_update({index})
+        chosen.symmetric_difference_update({faces[event.index].index})
         choice = tuple(sorted(chosen))
-        return choice, self.describe(values, target_faces=choice)
+        return gallery_update(faces, chosen), choice, self.describe(values, target_faces=choice)
 
     def refresh_selection(self, values: dict) -> str:
         return self.describe(values)

@@ -15,6 +15,7 @@ from utils.webui.handlers import (
     describe_selection,
     start_up_values,
 )
+from utils.webui.live_tab import LiveHandlers, build_live_tab, wire_live
 from utils.webui.panel import MODEL_OPTIONS
 from utils.webui.service import SwapService
 
@@ -24,6 +25,13 @@ INTRO = (f"# {TITLE}\nAdd a **source photo** (the face to put in) and a **target
          "counts them; in a video they are counted in each frame, or matched to **reference photos** (one per "
          "source photo, same order). Everything stays on this computer.")
 MODEL_QUEUE = {"concurrency_id": "models", "concurrency_limit": 1}
+# Gradio rings the last thumbnail clicked, even when that click took the face out of the selection; the face
+# galleries show the selection themselves (a green frame and "· selected" on every selected face), so that
+# ring is turned off in them (WebUI passes CSS to Gradio's launch()).
+CSS = """
+.face-gallery .thumbnail-item.selected { --ring-color: transparent !important;
+                                         border-color: var(--border-color-primary) !important; }
+"""
 
 
 def build_page(service: SwapService) -> gr.Blocks:
@@ -31,7 +39,7 @@ def build_page(service: SwapService) -> gr.Blocks:
     source_face, target_faces = default_choices(service)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
         gr.Markdown(INTRO)
-        with gr.Row():
+        with gr.Tab("Photo or video", id="media", elem_id="media_tab"), gr.Row():
             with gr.Column():
                 source_files = gr.File(label="Source photos", file_count="multiple", file_types=["image"],
                                        type="filepath", elem_id="source_files")
@@ -65,11 +73,15 @@ def build_page(service: SwapService) -> gr.Blocks:
                     gr.State([]), gr.State(target_faces), swap_all, reference_files, selection, panels, before_after,
                     result_image, result_video, result_file, result_info, option_changes)
         wire(page, PageHandlers(service, page), swap_button)
+        with gr.Tab("Live camera", id="live", elem_id="live_tab"):
+            live = build_live_tab(faces_gallery)
+        wire_live(live, LiveHandlers(service, live, panels), blocks, MODEL_QUEUE)
     return blocks
 
 
 def faces_gallery(label: str, elem_id: str) -> gr.Gallery:
-    return gr.Gallery(label=label, columns=6, height=220, allow_preview=False, interactive=False, elem_id=elem_id)
+    return gr.Gallery(label=label, columns=6, height=220, allow_preview=False, interactive=False, elem_id=elem_id,
+                      elem_classes=["face-gallery"])
 
 
 def wire(page: Page, handlers: PageHandlers, swap_button: gr.Button) -> None:
@@ -83,9 +95,9 @@ def wire(page: Page, handlers: PageHandlers, swap_button: gr.Button) -> None:
                             outputs=[page.target_gallery, page.target_map, page.target_faces, page.selection],
                             **MODEL_QUEUE)
     page.source_gallery.select(handlers.pick_source, inputs={page.source_map, *chosen},
-                               outputs=[page.source_face, page.selection])
+                               outputs=[page.source_gallery, page.source_face, page.selection])
     page.target_gallery.select(handlers.toggle_target, inputs={page.target_map, *chosen},
-                               outputs=[page.target_faces, page.selection])
+                               outputs=[page.target_gallery, page.target_faces, page.selection])
     for component in (page.swap_all, page.reference_files):
         component.change(handlers.refresh_selection, inputs=chosen, outputs=page.selection)
     every_option = {widget for widgets in page.panels.values() for widget in widgets}

@@ -26,6 +26,9 @@ from utils.inference.run import Progress, SwapReport, swap_media
 from utils.inference.selection import FaceSelection
 from utils.inference.swap import FaceSwapper
 from utils.inference.video import VideoOptions
+from utils.inference.stream import FrameStream, StreamOptions
+from utils.live.stream import open_live_stream
+from utils.webui.live import LiveSessions, LiveSettings
 from utils.webui.settings import WebUISettings
 from utils.webui.workspace import Workspace
 
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 112  # long side of a face thumbnail, pixels
 THUMBNAIL_MARGIN = 0.25  # the face box grown by this fraction of its size on each side
+THUMBNAIL_PADDING = (245, 245, 245)  # BGR, around a face cut by the picture's edge
+SELECTED_COLOUR, SELECTED_BORDER = (60, 200, 60), 6  # BGR green frame, pixels, around a selected face's thumbnail
 RESULT_SUFFIX = {"image": ".png", "video": ".mp4"}  # lossless photos; H.264 videos play in every browser
 
 
@@ -43,6 +48,7 @@ class FaceChoice:
     index: int
     thumbnail: Path
     score: float
+    marked: Path  # the thumbnail framed in SELECTED_COLOUR: how the galleries show a face that is selected
 
 
 class SwapService:
@@ -55,6 +61,8 @@ class SwapService:
         self.settings = settings
         self.workspace = workspace
         self.models = models or ModelCache()
+        # Live frames are written where Gradio keeps its files, so the page serves them without copying each one.
+        self.live = LiveSessions(self.open_live_stream, workspace.uploads / "live")
 
     def swapper(self, changes: Mapping[str, Any]) -> FaceSwapper:
         """A swapper with the start-up options plus ``changes`` (the advanced panel), sharing the loaded models."""
@@ -92,11 +100,13 @@ class SwapService:
         best = sorted(range(len(detections)), key=lambda index: -float(detections[index].score))
         shown = sorted(best[: self.settings.max_faces_shown])
         folder = self.workspace.new_folder(self.workspace.faces)
-        return [
-            FaceChoice(index, write_image(folder / f"face_{index}.png", face_thumbnail(image, detections[index].box)),
-                       float(detections[index].score))
-            for index in shown
-        ]
+        choices = []
+        for index in shown:
+            thumbnail = face_thumbnail(image, detections[index].box)
+            choices.append(FaceChoice(index, write_image(folder / f"face_{index}.png", thumbnail),
+                                      float(detections[index].score),
+                                      write_image(folder / f"face_{index}_selected.png", marked(thumbnail))))
+        return choices
 
     def swap(self, source_paths: Sequence[str | Path], target_path: str | Path, selection: FaceSelection,
              changes: Mapping[str, Any], video: VideoOptions, progress: Progress | None = None) -> SwapReport:
@@ -114,6 +124,20 @@ class SwapService:
         return report
 
 
+    def open_live_stream(self, settings: LiveSettings) -> FrameStream:
+        """A live FrameStream with the start-up options plus the page's changes (models shared with the page).
+
+        Keypoints are smoothed and the NSFW check samples as for the page's videos. Raises our GhostErrors: no
+        source photo, a source photo without a face, unpaired reference photos.
+        """
+        if not settings.source_paths:
+            raise GhostError("add a source photo (the face to put in) before starting the camera")
+        options = StreamOptions(smooth_window=self.video.smooth_window, enhance_every=settings.enhance_every,
+                                nsfw_check_seconds=self.video.nsfw_check_seconds)
+        return open_live_stream(self.swapper(dict(settings.changes)), settings.source_paths, settings.selection,
+                                options)
+
+
 def first_frame(path: Path) -> np.ndarray:
     """The first frame of a video, upright, H×W×3 uint8 BGR."""
     container, info = open_video(path)
@@ -122,13 +146,30 @@ def first_frame(path: Path) -> np.ndarray:
 
 
 def face_thumbnail(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The face box of ``image`` (H×W×3 uint8 BGR) with a margin, scaled to a long side of THUMBNAIL_SIZE."""
+    """A square around the face box of ``image`` (H×W×3 uint8 BGR) with a margin, scaled to THUMBNAIL_SIZE.
+
+    Square, so the gallery (which crops its tiles square) shows all of it, the frame of a selected face included;
+    near the picture's edge the square is cut to fit and padded back to a square.
+    """
     height, width = image.shape[:2]
     x1, y1, x2, y2 = (float(value) for value in box)
-    margin_x, margin_y = (x2 - x1) * THUMBNAIL_MARGIN, (y2 - y1) * THUMBNAIL_MARGIN
-    left, top = int(np.clip(x1 - margin_x, 0, width - 1)), int(np.clip(y1 - margin_y, 0, height - 1))
-    right, bottom = int(np.clip(x2 + margin_x, left + 1, width)), int(np.clip(y2 + margin_y, top + 1, height))
+    half = max(x2 - x1, y2 - y1) * (0.5 + THUMBNAIL_MARGIN)
+    centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(np.clip(centre_x - half, 0, width - 1)), int(np.clip(centre_y - half, 0, height - 1))
+    right = int(np.clip(centre_x + half, left + 1, width))
+    bottom = int(np.clip(centre_y + half, top + 1, height))
     crop = image[top:bottom, left:right]
     scale = THUMBNAIL_SIZE / max(crop.shape[:2])
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    thumbnail = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pad_x, pad_y = THUMBNAIL_SIZE - size[0], THUMBNAIL_SIZE - size[1]
+    return cv2.copyMakeBorder(thumbnail, pad_y // 2, pad_y - pad_y // 2, pad_x // 2, pad_x - pad_x // 2,
+                              cv2.BORDER_CONSTANT, value=THUMBNAIL_PADDING)
+
+
+def marked(thumbnail: np.ndarray) -> np.ndarray:
+    """A copy of a thumbnail (H×W×3 uint8 BGR) inside a SELECTED_COLOUR frame, for a selected face."""
+    framed = thumbnail.copy()
+    border = min(SELECTED_BORDER, max(1, min(framed.shape[:2]) // 8))
+    framed[:border], framed[-border:], framed[:, :border], framed[:, -border:] = (SELECTED_COLOUR,) * 4
+    return framed

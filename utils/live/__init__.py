@@ -1,0 +1,1 @@
+"""Live face swap: a camera in, swapped frames out (window, virtual camera, file), latency before completeness."""
