@@ -51,7 +51,8 @@ def test_given_noise_reproduces_the_networks_own_draws_bit_for_bit() -> None:
         given = model(x, noises=noises)[0]
         stored = model(x, noises=model.stored_noise())[0]
         other = model(x, noises=[torch.zeros_like(noise) for noise in noises])[0]
-    assert [noise.shape[-1] for noise in noises] == model.stylegan_decoder.noise_resolutions() == [4, 8, 8, 16, 16, 32, 32]
+    sides = [noise.shape[-1] for noise in noises]
+    assert sides == model.stylegan_decoder.noise_resolutions() == [4, 8, 8, 16, 16, 32, 32]
     assert torch.equal(given, drawn_inside)
     assert torch.equal(stored, model(x, randomize_noise=False)[0])
     assert not torch.equal(other, given)
