@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.gfpgan import GFPGANv1Clean, seeded_noise
+from models.gfpgan import GFPGANv1Clean, StyleConv, seeded_noise
 from models.retinaface import RetinaFace
 from network.aeinet import AEINet
 from utils.errors import GhostError
@@ -110,6 +110,10 @@ def test_detector_takes_any_size_and_batch(tmp_path: Path, kit_dir: Path) -> Non
 def test_gfpgan_noise_input_keeps_seeded_runs_identical(tmp_path: Path) -> None:
     torch.manual_seed(2)
     gfpgan = GFPGANv1Clean(out_size=64, num_style_feat=32, channel_multiplier=1, num_mlp=2, narrow=0.125).eval()
+    with torch.no_grad():
+        for module in gfpgan.modules():
+            if isinstance(module, StyleConv):
+                module.weight.fill_(0.5)  # noise strengths start at 0; make the noise count
     checkpoint = _checkpoint(gfpgan, tmp_path / "gfpgan.safetensors")
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     twin = wrap_network("gfpgan_v1_4", gfpgan, checkpoint, (x[:1],), CPU, "cpu")
@@ -117,7 +121,9 @@ def test_gfpgan_noise_input_keeps_seeded_runs_identical(tmp_path: Path) -> None:
         expected = gfpgan(x)[0]
     with torch.no_grad(), seeded_noise(7, x.device):
         ours, previews = twin(x, return_rgb=False)
-    assert previews == [] and _close(ours, expected)
+    with torch.no_grad(), seeded_noise(8, x.device):
+        reseeded = twin(x)[0]
+    assert previews == [] and _close(ours, expected) and not _close(reseeded, expected)
     with torch.no_grad():
         assert _close(twin(x, randomize_noise=False)[0], gfpgan(x, randomize_noise=False)[0])
 
