@@ -9,6 +9,7 @@ Examples:
          weights/GhostV1/G_unet_2blocks.safetensors:face_embeddings=arcface,align_mode=insightface_v1
   python evaluate.py --sources faces/ --targets frames/ --swapped_dir other_tool_results/
   python evaluate.py --sources faces/ --targets clips/ --frame_step 10 --metrics id_similarity temporal_flicker
+  python evaluate.py --sources ffpp_frames --targets ffpp_frames --pairs ffpp_pairs.csv --ray_address auto
 
 Every flag is defined in utils/evaluation/evaluate_arguments.py (defaults in utils/evaluation/options.py);
 the swap flags are inference.py's.
@@ -18,7 +19,11 @@ from __future__ import annotations
 import sys
 
 from utils.cli import configure_logging, make_parser, run_cli
-from utils.evaluation.evaluate_arguments import add_evaluate_arguments, evaluation_options_from_arguments
+from utils.evaluation.evaluate_arguments import (
+    add_evaluate_arguments,
+    evaluation_options_from_arguments,
+    ray_options_from_arguments,
+)
 from utils.inference.inference_arguments import swap_options_from_arguments
 
 
@@ -32,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         # Imported here so that --help and flag errors do not wait for torch and the models.
         from utils.evaluation.run import run_evaluation
 
-        report = run_evaluation(evaluation_options_from_arguments(args), swap_options_from_arguments(args))
+        report = run_evaluation(evaluation_options_from_arguments(args), swap_options_from_arguments(args),
+                                cluster=ray_options_from_arguments(args))
         print(report.table)
 
     return run_cli(body)

@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from models.registry import load_model
+from utils.device import module_device
 from utils.image import bgr_to_tensor
 
 NUM_CLASSES = 19
@@ -150,15 +151,17 @@ def parse_face(face_bgr: np.ndarray, model: nn.Module) -> np.ndarray:
 
     face_bgr: H x W x 3 uint8 BGR -> H x W uint8 class map (see CLASS_NAMES).
     """
-    device = next(model.parameters()).device
+    device = module_device(model)
     logits = model(bgr_to_tensor(face_bgr).to(device))[0]
     return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
 @torch.no_grad()
 def parse_faces(faces_bgr: Sequence[np.ndarray], model: nn.Module) -> list[np.ndarray]:
-    """:func:`parse_face` on several same-size face crops in one network call (H x W uint8 class maps)."""
-    device = next(model.parameters()).device
+    """:func:`parse_face` on several same-size face crops in one network call (H x W uint8 class maps).
+
+    ``model`` is BiSeNet or any callable with its outputs (its ONNX Runtime twin)."""
+    device = module_device(model)
     logits = model(torch.cat([bgr_to_tensor(face) for face in faces_bgr]).to(device))[0]
     return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
 

@@ -4,7 +4,9 @@ A U-Net encodes the degraded 512x512 face into 16 per-layer style latents and, a
 spatial scale/shift maps; a StyleGAN2 decoder (without custom CUDA ops) modulated by those latents
 applies the maps to half of its channels (SFT). Both released files share this exact constructor
 (conformance kit faces/README.md §3). By default every StyleConv draws fresh Gaussian noise, as the
-released code does; ``randomize_noise=False`` uses the stored noise buffers (deterministic).
+released code does; ``randomize_noise=False`` uses the stored noise buffers (deterministic). The noise can
+also be given (``noises``, one [B,1,r,r] map per StyleConv; :meth:`GFPGANv1Clean.draw_noise` draws exactly
+what the network would draw itself), which is how the ONNX export takes it as an input.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import load_model
+from utils.device import module_device
 from utils.image import bgr_to_tensor, tensor_to_bgr_rounded
 
 logger = logging.getLogger(__name__)
@@ -155,8 +158,7 @@ class StyleGAN2GeneratorSFT(nn.Module):
         self.style_convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         self.noises = nn.Module()
-        for index in range(self.num_layers):
-            resolution = 2 ** ((index + 5) // 2)
+        for index, resolution in enumerate(self.noise_resolutions()):
             self.noises.register_buffer(f"noise{index}", torch.randn(1, 1, resolution, resolution))
         in_channels = channels[4]
         for level in range(3, self.log_size + 1):
@@ -166,15 +168,25 @@ class StyleGAN2GeneratorSFT(nn.Module):
             self.to_rgbs.append(ToRGB(out_channels, num_style_feat))
             in_channels = out_channels
 
+    def noise_resolutions(self) -> list[int]:
+        """Side of each StyleConv's noise map, in call order (4, 8, 8, 16, 16, ..., out_size, out_size)."""
+        return [2 ** ((index + 5) // 2) for index in range(self.num_layers)]
+
     def forward(
-        self, latent: torch.Tensor, conditions: list[torch.Tensor], randomize_noise: bool = True
+        self, latent: torch.Tensor, conditions: list[torch.Tensor], randomize_noise: bool = True,
+        noises: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """latent [B,num_latent,num_style_feat] (already in W space), conditions: (scale, shift) per level.
 
-        Returns the RGB image [B,3,out_size,out_size], nominally [-1, 1].
+        ``noises`` (one [B or 1,1,r,r] map per layer, see :meth:`noise_resolutions`) overrides
+        ``randomize_noise``. Returns the RGB image [B,3,out_size,out_size], nominally [-1, 1].
         """
-        if randomize_noise:
-            noises: list[torch.Tensor | None] = [None] * self.num_layers
+        if noises is not None:
+            if len(noises) != self.num_layers:
+                raise ValueError(f"GFPGAN takes {self.num_layers} noise maps, got {len(noises)}")
+            noises = list(noises)
+        elif randomize_noise:
+            noises = [None] * self.num_layers
         else:
             noises = [getattr(self.noises, f"noise{index}") for index in range(self.num_layers)]
         out = self.style_conv1(self.constant_input(latent.shape[0]), latent[:, 0], noise=noises[0])
@@ -189,6 +201,13 @@ class StyleGAN2GeneratorSFT(nn.Module):
             out = self.style_convs[2 * level + 1](out, latent[:, layer + 1], noise=noises[layer + 1])
             rgb = to_rgb(out, latent[:, layer + 2], rgb)
         return rgb
+
+
+def draw_noise_maps(
+    resolutions: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> list[torch.Tensor]:
+    """One [batch,1,r,r] standard normal map per side in ``resolutions``, drawn in order as StyleConv draws them."""
+    return [torch.empty(batch, 1, side, side, device=device, dtype=dtype).normal_() for side in resolutions]
 
 
 def _decoder_channels(channel_multiplier: int, narrow: float) -> dict[int, int]:
@@ -266,9 +285,25 @@ class GFPGANv1Clean(nn.Module):
         latent = self.final_linear(features.flatten(1)).view(x.shape[0], -1, self.num_style_feat)
         return latent, features, skips
 
+    def draw_noise(self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+        """The fresh noise ``forward(randomize_noise=True)`` would draw, drawn now from the same generator.
+
+        One [batch,1,r,r] standard normal map per StyleConv, in call order: passing them as ``noises`` gives
+        the same output, bit for bit, as letting the network draw them (the ONNX export takes them as inputs).
+        ``dtype`` is the StyleConv output's (float16 under CUDA autocast).
+        """
+        return draw_noise_maps(self.stylegan_decoder.noise_resolutions(), batch, device, dtype)
+
+    def stored_noise(self) -> list[torch.Tensor]:
+        """The checkpoint's noise buffers ([1,1,r,r] each), what ``randomize_noise=False`` uses."""
+        decoder = self.stylegan_decoder
+        return [getattr(decoder.noises, f"noise{index}") for index in range(decoder.num_layers)]
+
     def forward(
-        self, x: torch.Tensor, return_rgb: bool = False, randomize_noise: bool = True
+        self, x: torch.Tensor, return_rgb: bool = False, randomize_noise: bool = True,
+        noises: Sequence[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [B,3,512,512] RGB in [-1, 1] -> (restored image, previews); ``noises`` see :meth:`draw_noise`."""
         latent, features, skips = self.style_code(x)
         conditions, previews = [], []
         for index, block in enumerate(self.conv_body_up):
@@ -277,7 +312,7 @@ class GFPGANv1Clean(nn.Module):
             conditions.append(self.condition_shift[index](features))
             if return_rgb:
                 previews.append(self.toRGB[index](features))
-        return self.stylegan_decoder(latent, conditions, randomize_noise=randomize_noise), previews
+        return self.stylegan_decoder(latent, conditions, randomize_noise=randomize_noise, noises=noises), previews
 
 
 def enhance_face(face_bgr: np.ndarray, model: nn.Module, randomize_noise: bool = True) -> np.ndarray:
@@ -306,7 +341,7 @@ def seeded_noise(seed: int, device: torch.device) -> Iterator[None]:
 
 def enhance_faces(faces_bgr: Sequence[np.ndarray], model: nn.Module, randomize_noise: bool = True) -> list[np.ndarray]:
     """:func:`enhance_face` on several same-size faces in one network call (the inputs come back on failure)."""
-    device = next(model.parameters()).device
+    device = module_device(model)
     x = torch.cat([bgr_to_tensor(face) for face in faces_bgr]).to(device)
     try:
         with torch.no_grad():

@@ -36,6 +36,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def module_device(model: torch.nn.Module) -> torch.device:
+    """The device a network computes on: its ``device`` attribute when it has one (ONNX Runtime twins, which hold no
+    parameters), else the device of its first parameter."""
+    device = getattr(model, "device", None)
+    return torch.device(device) if device is not None else next(model.parameters()).device
+
+
 def use_fp16(device: torch.device, requested: bool) -> bool:
     """fp16 autocast is only used on CUDA; elsewhere the request is ignored (float32)."""
     return bool(requested) and device.type == "cuda"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from utils.paste_back import face_region, ghost_face_masks, parser_face_masks
+from utils.paste_back import face_region, ghost_masks_at, parser_face_masks
 
 DEVICE_PASTE_MODES = ("ghost", "facexlib_with_parser", "basic")
 
@@ -28,7 +28,7 @@ def crop_alpha(mode: str, face_size: int, source_landmarks: np.ndarray | None = 
                ghost_settings=None) -> np.ndarray:  # noqa: ANN001 - utils.paste_back.GhostMaskSettings
     """The mode's blending mask in the crop frame: ``S×S float32`` in [0, 1] (as utils.paste_back builds it)."""
     if mode == "ghost":
-        soft, _, _ = ghost_face_masks(source_landmarks, target_landmarks, (face_size, face_size), ghost_settings)
+        soft, _, _ = ghost_masks_at(source_landmarks, target_landmarks, face_size, ghost_settings)
         return (soft / 255).astype(np.float32)
     if mode == "facexlib_with_parser":
         return parser_face_masks(labels, face_size)[1].astype(np.float32)

@@ -6,6 +6,10 @@ inference) and the ``2×3 float64`` alignment matrix ``M`` of the target face (i
 modes whose edge may be inpainted (``ghost``, ``facexlib_with_parser``), an ``H×W uint8`` mask of the pasted
 face (else None). Mode ``none`` returns the swapped face itself. Numbers follow
 ../shared/conformance/geometry/README.md §3 (with the fixes its ``*_fixed`` vectors describe).
+
+Every mode but ``none`` also takes an optional ``face_mask`` (``S×S float32`` in [0, 1], crop frame; see
+utils/face_masks.py) that multiplies the mode's own alpha inside the face region. None leaves the mode exactly as
+it is, and so does a mask of ones. The returned H×W mask (the inpainting band's) stays the mode's own.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ MODES_WITH_MASK = ("ghost", "facexlib_with_parser")
 FaceParser = Callable[[np.ndarray], np.ndarray]
 PARSER_INPUT_SIZE = 512  # BiSeNet's training size
 PARSER_BLUR_KERNEL, PARSER_BLUR_SIGMA, PARSER_BORDER = 101, 11, 10
+GHOST_MASK_SIZE = 256  # the crop size the ghost mask constants (erosions, blurs in pixels) were written for
 
 
 def _inverse_warp(image: np.ndarray, matrix: np.ndarray, target_shape: tuple[int, ...], **kwargs: Any) -> np.ndarray:
@@ -186,6 +191,20 @@ def _blend_region(target_image: np.ndarray, region: Region, alpha: np.ndarray, f
     return image
 
 
+def _masked_alpha(
+    alpha: np.ndarray, face_mask: np.ndarray | None, matrix: np.ndarray, target_shape: tuple[int, ...], region: Region
+) -> np.ndarray:
+    """The mode's ``alpha`` (``h×w×1`` or ``h×w``, over ``region``) times the warped crop-frame ``face_mask``.
+
+    The mask is warped with a replicated border, so a mask of ones gives exactly the mode's alpha.
+    """
+    if face_mask is None:
+        return alpha
+    warped = warp_region(np.asarray(face_mask, dtype=np.float32), matrix, target_shape, region,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return alpha * (warped[:, :, None] if alpha.ndim == 3 else warped)
+
+
 def _full_mask(target_shape: tuple[int, ...], region: Region, values: np.ndarray) -> np.ndarray:
     """An ``H×W uint8`` mask holding ``values`` in ``region`` and 0 elsewhere."""
     x0, y0, x1, y1 = region
@@ -195,7 +214,7 @@ def _full_mask(target_shape: tuple[int, ...], region: Region, values: np.ndarray
 
 
 def paste_back_basic(
-    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray
+    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray, face_mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, None]:
     """Warp the face back and composite it with its own (bilinear-edged) square as alpha.
 
@@ -208,11 +227,12 @@ def paste_back_basic(
     warped_face = warp_region(swapped_face, matrix, target_image.shape, region)
     square = np.ones(swapped_face.shape[:2], dtype=np.float32)
     alpha = warp_region(square, matrix, target_image.shape, region)[:, :, None]
+    alpha = _masked_alpha(alpha, face_mask, matrix, target_image.shape, region)
     return _blend_region(target_image, region, alpha, warped_face), None
 
 
 def paste_back_insightface(
-    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray
+    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray, face_mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, None]:
     """insightface's paste-back: the warped face square, eroded and blurred by amounts relative to its size."""
     # The erosion and the blur reach less than a fifth of the face's side (plus a few pixels) past the square.
@@ -229,12 +249,12 @@ def paste_back_insightface(
     mask = cv2.erode(mask, np.ones((erode, erode), dtype=np.uint8), iterations=1)
     blur = max(face_size // 20, 5)
     mask = cv2.GaussianBlur(mask, (2 * blur + 1, 2 * blur + 1), 0)
-    mask = (mask / 255)[:, :, None]
+    mask = _masked_alpha((mask / 255)[:, :, None], face_mask, matrix, target_image.shape, region)
     return _blend_region(target_image, region, mask, warped_face), None
 
 
 def paste_back_facexlib_without_parser(
-    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray
+    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray, face_mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, None]:
     """facexlib's paste-back without a parser: the face square, eroded and blurred by 1/20 of its size."""
     region = _filter_region(matrix, swapped_face.shape[0], target_image.shape, reach_divisor=10)
@@ -248,6 +268,7 @@ def paste_back_facexlib_without_parser(
     edge = int(np.sqrt(np.sum(square))) // 20
     centre = cv2.erode(square, np.ones((2 * edge, 2 * edge), dtype=np.uint8))
     soft = cv2.GaussianBlur(centre, (2 * edge + 1, 2 * edge + 1), 0)[:, :, None]
+    soft = _masked_alpha(soft, face_mask, matrix, target_image.shape, region)
     return _blend_region(target_image, region, soft, pasted_face), None
 
 
@@ -270,18 +291,27 @@ def parser_face_masks(labels: np.ndarray, face_size: int) -> tuple[np.ndarray, n
     return masks[0], masks[1]
 
 
+def parse_face_labels(face: np.ndarray, face_parser: FaceParser) -> np.ndarray:
+    """The label map of an ``S×S×3 uint8 BGR`` face: resized to ``PARSER_INPUT_SIZE²`` (BiSeNet's training size)
+    and parsed, ``PARSER_INPUT_SIZE²`` integer classes. The paste-back and the face masks share it."""
+    if face.shape[0] != PARSER_INPUT_SIZE:
+        face = cv2.resize(face, (PARSER_INPUT_SIZE, PARSER_INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(face_parser(face))
+
+
 def paste_back_facexlib_with_parser(
-    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray, face_parser: FaceParser
+    target_image: np.ndarray, swapped_face: np.ndarray, matrix: np.ndarray, face_parser: FaceParser | None,
+    face_mask: np.ndarray | None = None, face_labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """facexlib's paste-back with a face parser: a soft mask of the parsed face regions.
 
     ``face_parser`` gets the face resized to ``PARSER_INPUT_SIZE²`` (``uint8 BGR``) and returns its label
-    map (the original fed the 256 face by mistake; conformance vector paste_facexlib_with_parser_fixed).
+    map (the original fed the 256 face by mistake; conformance vector paste_facexlib_with_parser_fixed);
+    ``face_labels``, that map already computed (:func:`parse_face_labels`), saves the parse.
     Returns the composite and the warped hard parser mask (``H×W uint8``, soft-edged by the warp only).
     """
     face_size = swapped_face.shape[0]
-    parser_input = cv2.resize(swapped_face, (PARSER_INPUT_SIZE, PARSER_INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
-    labels = np.asarray(face_parser(parser_input))
+    labels = parse_face_labels(swapped_face, face_parser) if face_labels is None else np.asarray(face_labels)
     hard, soft = parser_face_masks(labels, face_size)
     region = face_region(matrix, face_size, target_image.shape)
     if region is None:
@@ -290,6 +320,7 @@ def paste_back_facexlib_with_parser(
     # INTER_AREA as in facexlib; warpAffine treats it as bilinear.
     warped_hard = warp_region(hard, matrix, target_image.shape, region, flags=cv2.INTER_AREA)
     warped_soft = warp_region(soft, matrix, target_image.shape, region, flags=cv2.INTER_AREA)[:, :, None]
+    warped_soft = _masked_alpha(warped_soft, face_mask, matrix, target_image.shape, region)
     image = _blend_region(target_image, region, warped_soft, warped_face)
     return image, _full_mask(target_image.shape, region, (warped_hard * 255).astype(np.uint8))
 
@@ -352,6 +383,21 @@ def ghost_face_masks(
     return soft_source, hard_source, hard_target
 
 
+def ghost_masks_at(
+    source_landmarks: np.ndarray, target_landmarks: np.ndarray, face_size: int,
+    settings: GhostMaskSettings | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`ghost_face_masks` of a ``face_size`` crop (landmarks in its frame). A crop larger than
+    ``GHOST_MASK_SIZE`` (pixel boost) gets the masks of its 256 px twin resized, so its edges keep their width
+    relative to the face."""
+    if face_size == GHOST_MASK_SIZE:
+        return ghost_face_masks(source_landmarks, target_landmarks, (face_size, face_size), settings)
+    scale = GHOST_MASK_SIZE / face_size
+    masks = ghost_face_masks(np.asarray(source_landmarks) * scale, np.asarray(target_landmarks) * scale,
+                             (GHOST_MASK_SIZE, GHOST_MASK_SIZE), settings)
+    return tuple(cv2.resize(mask, (face_size, face_size), interpolation=cv2.INTER_LINEAR) for mask in masks)
+
+
 def paste_back_ghost(
     target_image: np.ndarray,
     swapped_face: np.ndarray,
@@ -359,22 +405,25 @@ def paste_back_ghost(
     source_landmarks: np.ndarray,
     target_landmarks: np.ndarray,
     settings: GhostMaskSettings | None = None,
+    face_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ghost's paste-back: a soft mask shaped by the source face's 68 landmarks.
 
     ``source_landmarks`` / ``target_landmarks``: ``68×2`` (iBUG order) in their own aligned crop frames.
     The source mask is placed with the target matrix (Ghost's design). ``settings`` fix the mask settings
     (a video keeps one per face track); by default the jaw offset chooses them. Returns the composite and
-    the ``H×W uint8`` mask, 255 where both warped hard masks (source and target) are nonzero.
+    the ``H×W uint8`` mask, 255 where both warped hard masks (source and target) are nonzero. A face larger
+    than ``GHOST_MASK_SIZE`` (pixel boost; landmarks in its own frame) gets the masks of its 256 px twin, resized.
     """
     face_shape = swapped_face.shape[:2]
-    soft_source, hard_source, hard_target = ghost_face_masks(source_landmarks, target_landmarks, face_shape,
-                                                             settings)
+    soft_source, hard_source, hard_target = ghost_masks_at(source_landmarks, target_landmarks, face_shape[0],
+                                                            settings)
     region = face_region(matrix, face_shape[0], target_image.shape)
     if region is None:
         return target_image.copy(), np.zeros(target_image.shape[:2], dtype=np.uint8)
     warped_face = warp_region(swapped_face, matrix, target_image.shape, region, borderMode=cv2.BORDER_REPLICATE)
     alpha = warp_region(soft_source / 255, matrix, target_image.shape, region)[:, :, None]
+    alpha = _masked_alpha(alpha, face_mask, matrix, target_image.shape, region)
     image = _blend_region(target_image, region, alpha, warped_face)
     warped_source = (warp_region(hard_source / 255, matrix, target_image.shape, region) * 255).astype(np.uint8)
     warped_target = (warp_region(hard_target / 255, matrix, target_image.shape, region) * 255).astype(np.uint8)
@@ -392,31 +441,39 @@ def paste_back(
     target_landmarks: np.ndarray | None = None,
     face_parser: FaceParser | None = None,
     ghost_settings: GhostMaskSettings | None = None,
+    face_mask: np.ndarray | None = None,
+    face_labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Put the swapped face back into the target image with one of ``PASTE_BACK_MODES``.
 
     ``target_image``: ``H×W×3 uint8 BGR``; ``swapped_face``: ``S×S×3 uint8 BGR`` in the target's aligned
     frame; ``matrix``: the target's ``2×3`` image → crop matrix. ``ghost`` needs ``source_landmarks`` and
     ``target_landmarks`` (``68×2``, each in its aligned crop frame); ``facexlib_with_parser`` needs
-    ``face_parser``; ``ghost_settings`` fix the ghost mask settings. Returns ``(image, mask)``: ``H×W×3 uint8
-    BGR`` (``S×S×3``, the face itself, for ``none``) and an ``H×W uint8`` face mask for ``MODES_WITH_MASK``, else None. Raises ValueError for an
-    unknown mode or a missing mode input.
+    ``face_parser`` (or the swapped face's ``face_labels``, already parsed); ``ghost_settings`` fix the ghost
+    mask settings; ``face_mask`` (``S×S float32`` in [0, 1], utils/face_masks.py) multiplies the mode's alpha.
+    Returns ``(image, mask)``: ``H×W×3 uint8 BGR`` (``S×S×3``, the face itself, for ``none``) and an ``H×W
+    uint8`` face mask for ``MODES_WITH_MASK``, else None. Raises ValueError for an unknown mode, a missing mode
+    input, or a ``face_mask`` with ``none`` (blend in the crop with utils.face_masks.blend_faces instead).
     """
     if mode == "ghost":
         if source_landmarks is None or target_landmarks is None:
             raise ValueError("paste-back mode 'ghost' needs the 68-point landmarks of the source and target faces")
         return paste_back_ghost(target_image, swapped_face, matrix, source_landmarks, target_landmarks,
-                                ghost_settings)
+                                ghost_settings, face_mask)
     if mode == "facexlib_with_parser":
-        if face_parser is None:
+        if face_parser is None and face_labels is None:
             raise ValueError("paste-back mode 'facexlib_with_parser' needs a face parser (BiSeNet)")
-        return paste_back_facexlib_with_parser(target_image, swapped_face, matrix, face_parser)
+        return paste_back_facexlib_with_parser(target_image, swapped_face, matrix, face_parser, face_mask,
+                                               face_labels)
     if mode == "facexlib_without_parser":
-        return paste_back_facexlib_without_parser(target_image, swapped_face, matrix)
+        return paste_back_facexlib_without_parser(target_image, swapped_face, matrix, face_mask)
     if mode == "insightface":
-        return paste_back_insightface(target_image, swapped_face, matrix)
+        return paste_back_insightface(target_image, swapped_face, matrix, face_mask)
     if mode == "basic":
-        return paste_back_basic(target_image, swapped_face, matrix)
+        return paste_back_basic(target_image, swapped_face, matrix, face_mask)
     if mode == "none":
+        if face_mask is not None:
+            raise ValueError("paste-back mode 'none' has no target to blend a face mask with; apply it in the crop "
+                             "(utils.face_masks.blend_faces)")
         return swapped_face, None
     raise ValueError(f"unknown paste-back mode {mode!r}; choose one of: {', '.join(PASTE_BACK_MODES)}")

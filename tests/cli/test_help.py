@@ -9,7 +9,7 @@ import pytest
 import utils.cli
 
 SCRIPTS = ("inference", "demo", "align", "convert", "embedding_distance", "evaluate", "train", "preprocess_laion",
-           "preprocess_lagenda", "download_weights", "webui", "live")
+           "preprocess_lagenda", "download_weights", "webui", "export_onnx", "live")
 
 
 def parser_of(script: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[

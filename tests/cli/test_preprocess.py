@@ -7,11 +7,8 @@ generator alone takes ~25 s per variant on two CPU cores): the face-crop mode an
 """
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import cv2
@@ -24,14 +21,11 @@ import preprocess_laion
 import preprocess_lagenda
 from models.fan_landmarks import LandmarkDetector
 from models.retinaface import DetectedFace, FaceDetector
-from tests.cli.conftest import snapshot
+from tests.cli.conftest import images_under, lagenda_args, laion_args, photos, snapshot
 from utils.preprocessing import model_loading, pipeline, runner
 from utils.preprocessing.options import PreprocessOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FAST_FLAGS = ["--device", "cpu", "--detection_threshold", "0.5", "--detection_max_size", "256",
-              "--min_original_face_size", "0", "--eye_dist_threshold", "0", "--max_faces_per_image", "1"]
-
 
 _MODEL_CACHE: dict[tuple, model_loading.PreprocessModels] = {}
 ORIGINAL_LOAD_MODELS = model_loading.load_models
@@ -51,68 +45,6 @@ def reuse_loaded_models(monkeypatch) -> None:
         return _MODEL_CACHE[key]
 
     monkeypatch.setattr(model_loading, "load_models", cached)
-
-
-def photos() -> dict[str, np.ndarray]:
-    """Small BGR test photos (above the 250 px size filter) and one below it."""
-    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    return {
-        "astronaut": cv2.resize(astronaut, (320, 320)),
-        "cameraman": cv2.cvtColor(cv2.resize(skimage.data.camera(), (300, 280)), cv2.COLOR_GRAY2BGR),
-        "coffee": cv2.resize(cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR), (360, 270)),
-        "tiny": cv2.resize(astronaut, (120, 120)),
-    }
-
-
-@pytest.fixture()
-def lagenda_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "lagenda"
-    folder.mkdir()
-    for name, image in photos().items():
-        cv2.imwrite(str(folder / f"{name}.jpg"), image)
-    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
-    return folder
-
-
-def write_shard(tar_path: Path, samples: list[tuple[str, bytes]]) -> None:
-    """An img2dataset-style shard: <key>.jpg + <key>.json members, and a parquet with the status column."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tar_path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path, "w") as archive:
-        for key, payload in samples:
-            for suffix, data in ((".jpg", payload), (".json", json.dumps({"SAMPLE_ID": int(key)}).encode())):
-                info = tarfile.TarInfo(f"{key}{suffix}")
-                info.size = len(data)
-                archive.addfile(info, io.BytesIO(data))
-    pq.write_table(pa.table({"key": [key for key, _ in samples], "status": ["success"] * len(samples)}),
-                   tar_path.with_suffix(".parquet"))
-
-
-@pytest.fixture()
-def laion_folder(tmp_path: Path) -> Path:
-    base = tmp_path / "laion"
-    encoded = {name: cv2.imencode(".jpg", image)[1].tobytes() for name, image in photos().items()}
-    split = base / "laion_face_data" / "split_00000"
-    write_shard(split / "00000.tar", [("1001", encoded["astronaut"]), ("1002", b"corrupt bytes"),
-                                      ("1003", encoded["cameraman"])])
-    write_shard(split / "00001.tar", [("2001", encoded["coffee"]), ("2002", encoded["tiny"])])
-    return base
-
-
-def lagenda_args(folder: Path, out: Path, weights: Path, *extra: str) -> list[str]:
-    return ["--lagenda_base_dir", str(folder), "--weights_dir", str(weights), "--output_dir", str(out / "full"),
-            "--output_dir_resized", str(out / "faces"), *FAST_FLAGS, *extra]
-
-
-def laion_args(base: Path, out: Path, weights: Path, *extra: str) -> list[str]:
-    return ["--laion_face_base_dir", str(base), "--weights_dir", str(weights), "--output_dir", str(out / "full"),
-            "--output_dir_resized", str(out / "faces"), *FAST_FLAGS, *extra]
-
-
-def images_under(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*.jpg"))}
 
 
 def test_lagenda_layout_restart_and_workers(lagenda_folder: Path, tmp_path: Path, standin_weights: Path) -> None:

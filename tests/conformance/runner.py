@@ -11,9 +11,16 @@ pairs ``<name>.json`` + ``<name>.safetensors``. Each family has a checker module
   tensor/array, or a :class:`Checked` to set its own tolerance.
 
 Seeds, shapes, settings and tolerances are always read from the vector's ``.json``.
+
+Runtimes: with a :class:`utils.ort.RuntimeOptions` of runtime ``onnxruntime``, only the vectors a family lists in
+``RUNTIME_VECTORS`` run, and their networks are the ONNX Runtime twins that :meth:`Vector.twin` exports from the
+kit's stand-in weights (``TORCH_ONLY`` lists the expected tensors that are not outputs of an exported network, e.g.
+``debug.*`` intermediates; they are not compared). The tolerance is the kit's, unchanged. A runtime that cannot
+hold float32 tolerances (fp16 files, TensorRT) gets status MEASURED with its error, never a looser check.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -30,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_KIT = REPO_ROOT.parent / "shared" / "conformance"
@@ -127,6 +134,32 @@ class Vector:
     name: str
     folder: Path
     meta: dict
+    runtime: Any = None  # utils.ort.RuntimeOptions; None = torch
+    onnx_dir: Path | None = None
+
+    @property
+    def on_twin(self) -> bool:
+        """Whether the networks of this check run on ONNX Runtime twins."""
+        return self.runtime is not None and self.runtime.runtime != "torch"
+
+    def twin(self, name: str, module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Any:
+        """``module`` (filled, eval) itself under torch; else its ONNX Runtime twin (registry network ``name``).
+
+        The twin is exported from a safetensors copy of the module's weights in ``onnx_dir``; a file already there
+        with the same weights (its SHA-256 in the ONNX metadata) is reused.
+        """
+        if not self.on_twin:
+            return module
+        from utils.ort import wrap_network
+
+        state = {key: value.detach().contiguous() for key, value in module.state_dict().items()}
+        layout = ";".join(f"{key}:{tuple(value.shape)}" for key, value in state.items())
+        stem = f"{name}-{hashlib.sha256(layout.encode()).hexdigest()[:12]}-seed{self.meta.get('fill_seed', 0)}"
+        checkpoint = Path(self.onnx_dir or ".") / f"{stem}.safetensors"
+        if not checkpoint.is_file():
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            save_file(state, str(checkpoint))
+        return wrap_network(name, module, checkpoint, example_inputs, self.runtime, "cpu")
 
     @cached_property
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -161,11 +194,13 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    runtime: str | None = None  # the runtime column (``onnxruntime:cpu``), absent for plain torch runs
 
     def line(self) -> str:
         error = "" if self.max_error is None else f" max_err={self.max_error:.3g}"
         detail = f" {self.detail}" if self.detail else ""
-        return f"{self.status:7s} {self.family}/{self.name}{error}{detail} ({self.seconds:.1f}s)"
+        column = f" {self.runtime:24s}" if self.runtime else ""
+        return f"{self.status:7s}{column} {self.family}/{self.name}{error}{detail} ({self.seconds:.1f}s)"
 
 
 _FILL_CACHE: dict[Path, Any] = {}
@@ -240,14 +275,20 @@ def check_vector(vector: Vector, checkers: list[Any]) -> Outcome:
     function = _lookup(checkers, "VECTORS", vector.name)
     if function is None:
         return Outcome(vector.family, vector.name, "MISSING", detail="(no implementation registered)")
+    measure_only = vector.on_twin and vector.runtime.measured_only
     try:
         outputs = dict(function(vector))
     except Exception as error:  # noqa: BLE001 - a crash is reported as the vector's failure
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        return Outcome(vector.family, vector.name, "FAIL", detail=f"raised {detail}",
-                       seconds=time.perf_counter() - start, failures=[traceback.format_exc()])
-    failures, worst = [], 0.0
+        return Outcome(vector.family, vector.name, "FAIL", detail=f"raised {detail.splitlines()[0]}",
+                       seconds=time.perf_counter() - start, failures=[traceback.format_exc()],
+                       runtime=vector.runtime.label() if vector.on_twin else None)
+    failures, worst, measured, skipped = [], 0.0, [], []
+    torch_only = _lookup_torch_only(checkers, vector.name) if vector.on_twin else ()
     for name, expected in vector.expected.items():
+        if torch_only and name.startswith(torch_only):
+            skipped.append(name)
+            continue
         if name not in outputs:
             failures.append(f"{name}: not produced")
             continue
@@ -256,11 +297,33 @@ def check_vector(vector: Vector, checkers: list[Any]) -> Outcome:
         ours = value.value if isinstance(value, Checked) else value
         error, failure = compare(name, ours, expected, tolerance)
         worst = max(worst, error) if error == error else float("nan")
-        if failure:
+        if failure and measure_only and not failure.startswith(f"{name}: shape"):
+            measured.append(f"{name} {error:.3g}")
+        elif failure:
             failures.append(failure)
-    status = "FAIL" if failures else "PASS"
+    runtime = vector.runtime.label() if vector.on_twin else None
+    status = "FAIL" if failures else "MEASURED" if measure_only else "PASS"
     detail = "" if not failures else "; ".join(failures[:3]) + (" ..." if len(failures) > 3 else "")
-    return Outcome(vector.family, vector.name, status, worst, detail, time.perf_counter() - start, failures)
+    if status == "MEASURED":
+        detail = "(error per tensor, fp32 tolerance not applied: " + (", ".join(measured) or "all within it") + ")"
+    if skipped and not failures:
+        detail = (detail + " " if detail else "") + f"({len(skipped)} torch-only tensors not compared)"
+    return Outcome(vector.family, vector.name, status, worst, detail, time.perf_counter() - start, failures, runtime)
+
+
+def _lookup_torch_only(checkers: list[Any], name: str) -> tuple[str, ...]:
+    for checker in checkers:
+        prefixes = getattr(checker, "TORCH_ONLY", {}).get(name)
+        if prefixes:
+            return tuple(prefixes)
+    return ()
+
+
+def runs_on(checkers: list[Any], name: str, runtime: Any) -> bool:
+    """Whether vector ``name`` is checked under ``runtime``: every vector under torch, network vectors otherwise."""
+    if runtime is None or runtime.runtime == "torch":
+        return True
+    return any(name in getattr(checker, "RUNTIME_VECTORS", ()) for checker in checkers)
 
 
 def manifest_layout(manifest: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -311,13 +374,21 @@ def discover(kit_dir: Path, family: str | None = None) -> Iterator[tuple[str, st
             yield folder.name, kind, path
 
 
-def run_one(family: str, kind: str, path: Path) -> Outcome:
-    """Check one manifest or vector (importing the family's checker modules)."""
+def run_one(family: str, kind: str, path: Path, runtime: Any = None, onnx_dir: Path | None = None) -> Outcome | None:
+    """Check one manifest or vector (importing the family's checker modules).
+
+    Under an ONNX Runtime ``runtime`` (utils.ort.RuntimeOptions), manifests and vectors without a network are not
+    checked (None); the twins are exported into ``onnx_dir``.
+    """
     try:
         checkers = family_checkers(family)
     except ImportError as error:
         return Outcome(family, path.stem, "MISSING", detail=f"(family checker not importable: {error})")
+    on_twin = runtime is not None and runtime.runtime != "torch"
     if kind == "manifest":
-        return check_manifest(family, path, checkers)
-    vector = Vector(family, path.stem, path.parent, json.loads(path.read_text()))
+        return None if on_twin else check_manifest(family, path, checkers)
+    if not runs_on(checkers, path.stem, runtime):
+        return None
+    meta = json.loads(path.read_text())
+    vector = Vector(family, path.stem, path.parent, meta, runtime if on_twin else None, onnx_dir)
     return check_vector(vector, checkers)

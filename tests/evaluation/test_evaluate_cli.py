@@ -188,6 +188,26 @@ def test_two_generators_side_by_side(inputs: dict[str, Path], swap_flags: list[s
     assert not np.array_equal(first, second)
 
 
+def test_pose_and_expression_error_with_the_restorer_off_and_at_80(
+    inputs: dict[str, Path], swap_flags: list[str], tmp_path: Path, capsys
+) -> None:
+    table = run(capsys, "--sources", str(inputs["sources"] / "astronaut.png"), "--targets", str(inputs["targets"]),
+                "--output_dir", str(tmp_path), "--metrics", "pose_error", "expression_error",
+                "--compare_expression_restorer", "80", *swap_flags)
+    labels = ["GhostV2_G_unet_2blocks", "GhostV2_G_unet_2blocks_expression_80"]
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    assert list(comparison) == labels
+    header = table.splitlines()[0]
+    assert header.index(labels[0]) < header.index(labels[1])
+    for label in labels:
+        for name in ("pose_error", "expression_error"):
+            assert comparison[label][name]["count"] == 1 and comparison[label][name]["mean"] >= 0, (label, name)
+    # The restorer re-renders the face: another picture, other errors.
+    off, restored = (cv2.imread(str(tmp_path / label / "swapped" / "astronaut__portrait.png")) for label in labels)
+    assert not np.array_equal(off, restored)
+    assert comparison[labels[0]]["expression_error"] != comparison[labels[1]]["expression_error"]
+
+
 def test_frames_without_a_face_are_skipped_and_counted(inputs: dict[str, Path], swap_flags: list[str],
                                                         tmp_path: Path, capsys) -> None:
     table = run(capsys, "--sources", str(inputs["sources"] / "astronaut.png"), "--targets", str(inputs["targets"]),

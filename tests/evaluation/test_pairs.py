@@ -105,3 +105,27 @@ def test_generators_get_unique_labels(tmp_path: Path) -> None:
     assert [(spec.label, spec.swap_options) for spec in specs] == [("tool_one", None)]
     with pytest.raises(GhostError, match="paste_back_mode none"):
         generator_specs(EvaluationOptions(sources="s", targets="t"), SwapOptions(paste_back_mode="none"))
+
+
+def test_the_expression_restorer_is_compared_with_each_generator() -> None:
+    options = EvaluationOptions(sources="s", targets="t", compare_G_path=("w/GhostV1/G_unet_2blocks.safetensors",),
+                                compare_expression_restorer=(80,))
+    specs = generator_specs(options, SwapOptions())
+    assert [spec.label for spec in specs] == ["GhostV2_G_unet_2blocks", "GhostV1_G_unet_2blocks",
+                                              "GhostV2_G_unet_2blocks_expression_80",
+                                              "GhostV1_G_unet_2blocks_expression_80"]
+    assert [spec.swap_options.expression_restorer_factor for spec in specs] == [0, 0, 80, 80]
+    assert specs[3].swap_options.G_path == "w/GhostV1/G_unet_2blocks.safetensors"
+    for bad, message in (({"compare_expression_restorer": (120,)}, "between 0 and 100"),
+                         ({"compare_expression_restorer": (80,), "swapped_dir": ("x",)}, "use one or the other")):
+        with pytest.raises(GhostError, match=message):
+            EvaluationOptions(sources="s", targets="t", **bad).check()
+
+
+def test_compared_face_options_take_lists_joined_by_plus() -> None:
+    compared = parse_compare_entry("G.st:face_mask_types=box+occlusion,face_mask_padding=5+10,pixel_boost=512",
+                                   SwapOptions())
+    assert compared.face_mask_types == ("box", "occlusion") and compared.face_mask_padding == (5, 10, 5, 10)
+    assert compared.pixel_boost == 512
+    with pytest.raises(GhostError, match="multiple of 256"):
+        parse_compare_entry("G.st:pixel_boost=300", SwapOptions())

@@ -40,6 +40,26 @@ def test_stored_noise_is_deterministic_and_random_noise_is_not() -> None:
     assert not torch.equal(noisy_first, noisy_second)
 
 
+def test_given_noise_reproduces_the_networks_own_draws_bit_for_bit() -> None:
+    model = _tiny_gfpgan()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.manual_seed(3)
+        drawn_inside = model(x)[0]
+        torch.manual_seed(3)
+        noises = model.draw_noise(2, x.device)
+        given = model(x, noises=noises)[0]
+        stored = model(x, noises=model.stored_noise())[0]
+        other = model(x, noises=[torch.zeros_like(noise) for noise in noises])[0]
+    sides = [noise.shape[-1] for noise in noises]
+    assert sides == model.stylegan_decoder.noise_resolutions() == [4, 8, 8, 16, 16, 32, 32]
+    assert torch.equal(given, drawn_inside)
+    assert torch.equal(stored, model(x, randomize_noise=False)[0])
+    assert not torch.equal(other, given)
+    with pytest.raises(ValueError, match="7 noise maps"):
+        model(x, noises=noises[:3])
+
+
 def test_enhance_face_returns_uint8_bgr_and_falls_back_on_network_errors() -> None:
     model = _tiny_gfpgan()
     face = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)

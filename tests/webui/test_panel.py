@@ -6,7 +6,7 @@ import pytest
 from utils.errors import GhostError
 from utils.inference.options import SwapOptions
 from utils.inference.video import VideoOptions
-from utils.webui.panel import MODEL_OPTIONS, UNSET, VIDEO_OPTIONS
+from utils.webui.panel import FACE_OPTIONS, MODEL_OPTIONS, UNSET, VIDEO_OPTIONS
 
 
 def optional_options() -> SwapOptions:
@@ -54,3 +54,26 @@ def test_typed_values_are_converted_and_bad_ones_are_messages() -> None:
         MODEL_OPTIONS.changes(list({**values, "detection_max_size": "big"}.values()))
     with pytest.raises(GhostError, match="detection_threshold needs a value"):
         MODEL_OPTIONS.changes(list({**values, "detection_threshold": None}.values()))
+
+
+@pytest.mark.parametrize("options", [SwapOptions(), SwapOptions(
+    face_mask_types=("box", "occlusion", "region"), face_mask_padding=(5, 10), face_mask_blur=0.25,
+    face_mask_regions=("lips", "nose"), keep_target_mouth=True, expression_restorer_factor=80,
+    expression_restorer_areas=("lower",), pixel_boost=512)])
+def test_face_option_values_read_back_unchanged(gradio_available: None, options: SwapOptions) -> None:
+    import gradio as gr
+
+    with gr.Blocks():
+        widgets = FACE_OPTIONS.build(options)
+    assert FACE_OPTIONS.changes([widget.value for widget in widgets]) == {
+        name: getattr(options, name) for name in FACE_OPTIONS.helps}
+
+
+def test_face_option_lists_are_typed_and_bad_ones_are_messages() -> None:
+    values = {name: getattr(SwapOptions(), name) for name in FACE_OPTIONS.helps}
+    typed = FACE_OPTIONS.changes(list({**values, "face_mask_padding": " 5  10 ", "face_mask_types": ["box", "region"],
+                                       "face_mask_regions": ["skin", "lips"]}.values()))
+    assert typed["face_mask_padding"] == (5.0, 10.0) and typed["face_mask_types"] == ("box", "region")
+    assert SwapOptions(**typed).face_mask_padding == (5, 10, 5, 10)
+    with pytest.raises(GhostError, match="face_mask_padding needs numbers separated by spaces, not 'wide'"):
+        FACE_OPTIONS.changes(list({**values, "face_mask_padding": "wide"}.values()))

@@ -10,6 +10,7 @@ from models.embeddings import FACE_EMBEDDING_NAMES
 from utils.cli import add_option_arguments, add_weight_path, options_from_arguments
 from utils.evaluation.options import METRIC_NAMES, EvaluationOptions
 from utils.inference.inference_arguments import add_swap_arguments
+from utils.ray_cluster import RayOptions, add_ray_arguments
 
 DEFAULTS = EvaluationOptions()
 OPTION_HELP = {
@@ -40,16 +41,29 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     for name, text in LIST_HELP.items():
         evaluation.add_argument(f"--{name}", nargs="+", default=list(getattr(DEFAULTS, name)), metavar="PATH",
                                 help=text)
+    evaluation.add_argument("--compare_expression_restorer", nargs="+", type=float,
+                            default=list(DEFAULTS.compare_expression_restorer), metavar="FACTOR",
+                            help="also score every generator with --expression_restorer_factor FACTOR (e.g. 80), "
+                                 "side by side with the run as given; pose_error and expression_error show what "
+                                 "the restorer changes")
     evaluation.add_argument("--metrics", nargs="+", choices=METRIC_NAMES, default=list(DEFAULTS.metrics),
                             metavar="METRIC", help=f"metrics to compute (only their models load): {', '.join(METRIC_NAMES)}")
     add_weight_path(evaluation, "motion_extractor_model_path", "liveportrait_motion_extractor",
                     "LivePortrait motion extractor weights (pose_error, expression_error)")
     add_weight_path(evaluation, "eye_landmarks_model_path", "adaptive_wing_fan",
                     "AdaptiveWingLoss FAN weights (eye_error)")
+    add_ray_arguments(parser.add_argument_group("Ray cluster (sources and pairs scored by actors, for long pair "
+                                                "lists)"))
     add_swap_arguments(parser.add_argument_group("swap (the flags of inference.py)"))
 
 
 def evaluation_options_from_arguments(args: argparse.Namespace) -> EvaluationOptions:
     """The EvaluationOptions of the parsed flags (lists become tuples)."""
     return options_from_arguments(EvaluationOptions, args, swapped_dir=tuple(args.swapped_dir),
-                                  compare_G_path=tuple(args.compare_G_path), metrics=tuple(args.metrics))
+                                  compare_G_path=tuple(args.compare_G_path), metrics=tuple(args.metrics),
+                                  compare_expression_restorer=tuple(args.compare_expression_restorer))
+
+
+def ray_options_from_arguments(args: argparse.Namespace) -> RayOptions:
+    """The --ray_* flags (``ray_address`` None: score in this process)."""
+    return options_from_arguments(RayOptions, args)

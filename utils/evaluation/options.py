@@ -50,6 +50,7 @@ class EvaluationOptions:
     pairs: str | None = None
     swapped_dir: tuple[str, ...] = ()
     compare_G_path: tuple[str, ...] = ()  # noqa: N815 - inference.py's --G_path spelling
+    compare_expression_restorer: tuple[float, ...] = ()
     output_dir: str = DEFAULT_OUTPUT_DIR
     eval_face_embeddings: str | None = None
     metrics: tuple[str, ...] = METRIC_NAMES
@@ -67,6 +68,13 @@ class EvaluationOptions:
         if self.swapped_dir and self.compare_G_path:
             raise GhostError("--compare_G_path swaps with other generators; --swapped_dir scores results made "
                              "elsewhere: use one or the other")
+        if self.swapped_dir and self.compare_expression_restorer:
+            raise GhostError("--compare_expression_restorer swaps again with the expression restorer; --swapped_dir "
+                             "scores results made elsewhere: use one or the other")
+        bad = [factor for factor in self.compare_expression_restorer if not 0 <= factor <= 100]
+        if bad:
+            raise GhostError(f"--compare_expression_restorer factors must be between 0 and 100 (got "
+                             f"{', '.join(f'{factor:g}' for factor in bad)})")
         unknown = [name for name in self.metrics if name not in METRIC_NAMES]
         if unknown:
             raise GhostError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRIC_NAMES)}")

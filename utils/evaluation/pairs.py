@@ -134,6 +134,13 @@ def glob_escape(text: str) -> str:
 
 def _convert(name: str, text: str) -> Any:
     kind = _SWAP_HINTS[name]
+    if typing.get_origin(kind) is tuple:  # a list option: items joined by "+" (face_mask_types=box+occlusion)
+        element = typing.get_args(kind)[0]
+        try:
+            return tuple(element(item) for item in text.split("+"))
+        except ValueError:
+            raise GhostError(f"--compare_G_path: {name}={text} is not a list of {element.__name__} joined by +"
+                             ) from None
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         if text.lower() == "none":
             return None
@@ -151,8 +158,8 @@ def _convert(name: str, text: str) -> Any:
 def parse_compare_entry(entry: str, base: SwapOptions) -> SwapOptions:
     """The swap options of one ``--compare_G_path`` entry: ``PATH`` or ``PATH:field=value,field=value``.
 
-    Fields are inference.py's flags without dashes (``face_embeddings=arcface,align_mode=insightface_v1``);
-    unnamed fields keep the main generator's value.
+    Fields are inference.py's flags without dashes (``face_embeddings=arcface,align_mode=insightface_v1``; list
+    values joined by ``+``: ``face_mask_types=box+occlusion``); unnamed fields keep the main generator's value.
     """
     match = COMPARE_ENTRY.match(entry)
     changes: dict[str, Any] = {"G_path": match["path"]}
@@ -201,5 +208,9 @@ def generator_specs(options: EvaluationOptions, swap_options: SwapOptions) -> li
         raise GhostError("evaluate.py scores the pasted result; --paste_back_mode none returns the bare 256x256 face")
     all_options = [swap_options] + [parse_compare_entry(entry, swap_options) for entry in options.compare_G_path]
     default_path = CHECKPOINTS["ghostv2_generator"].path
-    labels = _unique([_generator_label(item.G_path or default_path) for item in all_options])
-    return [GeneratorSpec(label, swap_options=item) for label, item in zip(labels, all_options)]
+    runs = [(_generator_label(item.G_path or default_path), item) for item in all_options]
+    # Each generator once more per --compare_expression_restorer factor (the expression restorer at that factor).
+    runs += [(f"{label}_expression_{factor:g}", replace(item, expression_restorer_factor=factor))
+             for factor in options.compare_expression_restorer for label, item in runs]
+    labels = _unique([label for label, _ in runs])
+    return [GeneratorSpec(label, swap_options=item) for label, (_, item) in zip(labels, runs)]

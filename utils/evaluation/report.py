@@ -82,24 +82,37 @@ class WorstPairs:
         self._heaps: dict[str, list] = {name: [] for name in metric_names}
         self._order = itertools.count()
 
-    def offer(self, caption: str, values: Mapping[str, float], faces: Sequence[np.ndarray]) -> None:
-        """Keep this frame for each metric where it is among the worst; ``faces``: three ``H×W×3 uint8 BGR`` crops."""
-        thumbnails = None
+    def offer(self, caption: str, values: Mapping[str, float], faces: Sequence[np.ndarray]) -> bool:
+        """Keep this frame for each metric where it is among the worst; ``faces``: three ``H×W×3 uint8 BGR`` crops
+        (none: keep the caption only, to know which frames to render). True if the frame was kept.
+
+        Of equally bad frames the first offered is kept, so the kept frames are the worst by one total order
+        (badness, then offer order): the worst of a run are found among the worst of its pairs.
+        """
+        order = next(self._order)
+        thumbnails, kept = None, False
         for name, heap in self._heaps.items():
             value = values.get(name, math.nan)
             if self.count == 0 or not math.isfinite(value):
                 continue
             badness = -value if name in HIGHER_IS_BETTER else value
-            if len(heap) == self.count and badness <= heap[0][0]:
+            entry_key = (badness, -order)  # the heap's root is the least bad, and the latest of equals
+            if len(heap) == self.count and entry_key <= heap[0][:2]:
                 continue
-            if thumbnails is None:
+            if thumbnails is None and faces:
                 thumbnails = np.concatenate([cv2.resize(face, (THUMBNAIL_SIZE, THUMBNAIL_SIZE),
                                                         interpolation=cv2.INTER_AREA) for face in faces], axis=1)
-            entry = (badness, next(self._order), value, caption, thumbnails)
+            entry = (*entry_key, value, caption, thumbnails)
             if len(heap) < self.count:
                 heapq.heappush(heap, entry)
             else:
                 heapq.heapreplace(heap, entry)
+            kept = True
+        return kept
+
+    def captions(self) -> set[str]:
+        """The captions of the frames kept for some metric."""
+        return {entry[3] for heap in self._heaps.values() for entry in heap}
 
     def render(self) -> np.ndarray | None:
         """One row per metric (worst first): label, then [source | target | swapped] with the value; None if empty."""

@@ -6,9 +6,10 @@ Output layout: with one generator (or one --swapped_dir), ``<output_dir>/pairs.c
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from utils.inference.pipeline import Frame, FramePipeline, FrameResult, SourceFa
 from utils.inference.selection import FaceSelection
 from utils.inference.swap import FaceSwapper
 from utils.inference.video import VideoOptions
+from utils.ray_cluster import RayOptions
 
 logger = logging.getLogger(__name__)
 
@@ -90,19 +92,37 @@ class EvaluationReport:
         return format_table(summaries, self.unavailable, self.metric_names, self.eval_face_embeddings) + "\n" + counts
 
 
-def _measure_sources(inputs: Inputs, swapper: FaceSwapper, scorer: FrameScorer) -> dict[Path, ScoredSource]:
-    """Detect and measure every source once; a source without a usable face is left out (with a warning)."""
+@dataclass
+class PairScores:
+    """What scoring one pair gave: its frames' metric values, the worst of them with their crops, the counts.
+
+    ``worst`` holds this pair's own worst frames (WorstPairs keeps a total order, so the run's worst frames are
+    found among the pairs' worst), which is all a run's report needs of the crops.
+    """
+
+    frames: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    worst: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # frame -> target, swapped crop
+    skipped: int = 0
+    missing_results: int = 0
+
+
+def measure_source(path: Path, swapper: FaceSwapper, scorer: FrameScorer) -> MeasuredFace | None:
+    """Detect and measure one source picture; None (with a warning) when it has no usable face."""
+    image = read_image(path)
+    try:
+        geometry = FaceGeometry(*swapper.detect(image, swapper.options.source_face_index, "source"))
+        return scorer.measure_source(image, geometry)
+    except SKIPPED_ERRORS as error:
+        logger.warning("source %s left out: %s", path, error)
+        return None
+
+
+def scored_sources(inputs: Inputs, faces: Iterable[MeasuredFace | None]) -> dict[Path, ScoredSource]:
+    """Every source with a usable face (``faces``: one per source, in order), numbered in the gallery's order."""
     scored: dict[Path, ScoredSource] = {}
-    for path, identity in tqdm(list(zip(inputs.sources, inputs.identities)), desc="sources", unit="picture",
-                               leave=False):
-        image = read_image(path)
-        try:
-            geometry = FaceGeometry(*swapper.detect(image, swapper.options.source_face_index, "source"))
-            face = scorer.measure_source(image, geometry)
-        except SKIPPED_ERRORS as error:
-            logger.warning("source %s left out: %s", path, error)
-            continue
-        scored[path] = ScoredSource(path, face, len(scored), identity)
+    for path, identity, face in zip(inputs.sources, inputs.identities, faces):
+        if face is not None:
+            scored[path] = ScoredSource(path, face, len(scored), identity)
     return scored
 
 
@@ -114,30 +134,37 @@ def _gallery(sources: dict[Path, ScoredSource]) -> Gallery | None:
                    torch.tensor([labels.index(source.identity) for source in sources.values()]))
 
 
-class _GeneratorRun:
+class GeneratorRun:
     """Scores every pair with one generator (or one folder of results) and writes its files."""
 
-    def __init__(self, spec: GeneratorSpec, folder: Path, base: FaceSwapper, scorer: FrameScorer,
-                 sources: dict[Path, ScoredSource], options: EvaluationOptions) -> None:
+    def __init__(self, spec: GeneratorSpec, folder: Path, base: FaceSwapper | None, scorer: FrameScorer | None,
+                 sources: dict[Path, ScoredSource], options: EvaluationOptions,
+                 unavailable: dict[str, str] | None = None) -> None:
+        """``base`` and ``scorer`` None: this run only records pairs scored elsewhere (Ray), whose missing
+        metrics are ``unavailable``."""
         self.spec, self.folder, self.scorer, self.sources, self.options = spec, folder, scorer, sources, options
-        self.swapper = FaceSwapper(spec.swap_options, base.models) if spec.swap_options else base
+        self.unavailable = scorer.unavailable if scorer is not None else dict(unavailable or {})
+        self.swapper = None if base is None else (FaceSwapper(spec.swap_options, base.models)
+                                                   if spec.swap_options else base)
         self.gallery = _gallery(sources)
         self.metric_names = tuple(name for name in METRIC_NAMES if name in options.metrics)
         self.values: dict[str, list[float]] = {name: [] for name in self.metric_names}
         self.worst = WorstPairs(self.metric_names, options.worst_pairs)
         self.report = GeneratorReport(spec.label, folder, {})
 
-    def run(self, pairs: tuple[Pair, ...]) -> GeneratorReport:
+    def run(self, pairs: tuple[Pair, ...], scored: Iterable[PairScores] | None = None) -> GeneratorReport:
+        """Score (or, with ``scored``, record the scores of) every pair in order, then write the reports."""
         table = PairsCsv(self.folder / "pairs.csv", self.metric_names)
+        results = scored if scored is not None else map(self.score_pair, pairs)
         try:
-            for pair in tqdm(pairs, desc=self.spec.label, unit="pair"):
-                self._score_pair(pair, table)
+            for pair, scores in tqdm(zip(pairs, results), total=len(pairs), desc=self.spec.label, unit="pair"):
+                self.record(pair, scores, table)
         except BaseException:
             table.abort()
             raise
         self.report.files["pairs"] = table.close()
         self.report.summary = {name: metrics.summarize(values) for name, values in self.values.items()}
-        for name, message in self.scorer.unavailable.items():
+        for name, message in self.unavailable.items():
             self.report.summary[name]["unavailable"] = message
         self.report.files["summary"] = write_json(self.folder / "summary.json", self.report.summary)
         picture = self.worst.write(self.folder / "worst_pairs.png")
@@ -145,7 +172,7 @@ class _GeneratorRun:
             self.report.files["worst_pairs"] = picture
         return self.report
 
-    def _frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, Outcome]]:
+    def _frames(self, pair: Pair, scores: PairScores) -> Iterator[tuple[int, np.ndarray, Outcome]]:
         """``(index, target frame, outcome)`` of a pair: the swapped frame with the target's geometry and the
         swapped face's (None: the target's), or the error that makes the frame skipped."""
         step, limit = self.options.frame_step, self.options.max_frames
@@ -155,14 +182,18 @@ class _GeneratorRun:
         result = find_result(self.spec.swapped_dir, pair)
         if result is None:
             logger.warning("no result for %s in %s", pair.name, self.spec.swapped_dir)
-            self.report.missing_results += 1
+            scores.missing_results += 1
             return
         for (index, frame), (_, swapped) in zip(read_frames(pair.target, step, limit), read_frames(result, step, limit)):
             yield index, frame, self._given(frame, swapped)
 
     def _swapped_frames(self, pair: Pair) -> Iterator[tuple[int, np.ndarray, Outcome]]:
-        """The pair swapped by the frame pipeline, as inference.py swaps it: the source prepared once, a photo as
-        a stream of one frame, a video's frames tracked and smoothed (with the video defaults) along the way."""
+        """The pair swapped by the frame pipeline, the code inference.py runs: the source prepared once, a photo as
+        a stream of one frame, a video's frames tracked along the way and NSFW-sampled as a video's.
+
+        Video frames are detected at the photo size and not smoothed: the scored frames are every
+        ``--frame_step``-th frame, so an average over them would span skipped time, and a frame scores as the
+        same picture would (tests/evaluation)."""
         swapper, step, limit = self.swapper, self.options.frame_step, self.options.max_frames
         frames = read_frames(pair.target, step, limit)
         try:
@@ -177,7 +208,7 @@ class _GeneratorRun:
                 yield index, frame, self._swap_photo(source, frame, selection)
             return
         video = VideoOptions()
-        pipeline = FramePipeline(swapper, [source], selection, smooth_window=video.smooth_window,
+        pipeline = FramePipeline(swapper, [source], selection, upscale=swapper.options.detection_upscale,
                                  nsfw_seconds=video.nsfw_check_seconds)
         seconds_per_frame = step / video_fps(pair.target)
         for count, (index, frame) in enumerate(frames):
@@ -213,27 +244,32 @@ class _GeneratorRun:
         except SKIPPED_ERRORS as error:
             return error
 
-    def _score_pair(self, pair: Pair, table: PairsCsv) -> None:
+    def score_pair(self, pair: Pair) -> PairScores:
+        """Swap (or read) and score every frame of one pair; writes its result under swapped/ when asked."""
+        scores = PairScores()
         source = self.sources.get(pair.source)
         if source is None:
-            return
+            return scores
         writer = None
         if self.options.save_swapped and self.spec.swapped_dir is None and is_video(pair.target):
             fps = video_fps(pair.target) / self.options.frame_step
             writer = LosslessVideoWriter(self.folder / "swapped" / f"{pair.name}{RESULT_VIDEO_EXTENSION}", fps)
         try:
-            self._score_frames(pair, source, table, writer)
+            self._score_frames(pair, source, scores, writer)
         except BaseException:
             if writer is not None:
                 writer.abort()
             raise
         if writer is not None:
             writer.close()
+        return scores
 
-    def _score_frames(self, pair: Pair, source: ScoredSource, table: PairsCsv,
+    def _score_frames(self, pair: Pair, source: ScoredSource, scores: PairScores,
                       writer: LosslessVideoWriter | None) -> None:
         previous: tuple[np.ndarray, np.ndarray] | None = None
-        for index, target_frame, outcome in self._frames(pair):
+        worst = WorstPairs(self.metric_names, self.options.worst_pairs)  # this pair's worst frames
+        crops: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for index, target_frame, outcome in self._frames(pair, scores):
             try:
                 if isinstance(outcome, Exception):
                     raise outcome
@@ -242,7 +278,7 @@ class _GeneratorRun:
                                                                      swapped_geometry)
             except SKIPPED_ERRORS as error:
                 logger.warning("%s frame %d skipped: %s", pair.name, index, error)
-                self.report.skipped += 1
+                scores.skipped += 1
                 if writer is not None:
                     writer.write(target_frame)  # keeps the result's frames in step with the target's
                 previous = None
@@ -250,12 +286,26 @@ class _GeneratorRun:
             values = self.scorer.score(source.face, target_face, swapped_face, self.gallery, source.row)
             values["outside_face_change"] = self.scorer.outside_change(target_frame, swapped, target_face)
             values["temporal_flicker"] = self._flicker(previous, target_frame, swapped, target_face)
-            self._record(pair, index, values, (source.face.crop, target_face.crop, swapped_face.crop), table)
+            scores.frames.append((index, values))
+            if worst.offer(str(index), values, ()):
+                crops[index] = (target_face.crop, swapped_face.crop)
+                kept = worst.captions()
+                crops = {frame: faces for frame, faces in crops.items() if str(frame) in kept}
             if writer is not None:
                 writer.write(swapped)
             elif self.options.save_swapped and self.spec.swapped_dir is None:
                 write_image(self.folder / "swapped" / f"{pair.name}.png", swapped, protect=(pair.source, pair.target))
             previous = (target_frame, swapped)
+        scores.worst = crops
+
+    def record(self, pair: Pair, scores: PairScores, table: PairsCsv) -> None:
+        """Add one scored pair to the table, the metric values and the worst frames."""
+        self.report.skipped += scores.skipped
+        self.report.missing_results += scores.missing_results
+        source = self.sources.get(pair.source)
+        for index, values in scores.frames:
+            self._record(pair, index, values, (source.face.crop, *scores.worst[index])
+                         if index in scores.worst else None, table)
 
     def _flicker(self, previous: tuple[np.ndarray, np.ndarray] | None, target_frame: np.ndarray,
                  swapped: np.ndarray, target_face: MeasuredFace) -> float:
@@ -267,13 +317,15 @@ class _GeneratorRun:
         region = metrics.face_square(target_face.matrix, EVAL_CROP_SIZE, target_frame.shape)
         return metrics.temporal_flicker(previous_swapped, swapped, previous_target, target_frame, region)
 
-    def _record(self, pair: Pair, index: int, values: dict[str, float], faces: tuple[np.ndarray, ...],
+    def _record(self, pair: Pair, index: int, values: dict[str, float], faces: tuple[np.ndarray, ...] | None,
                 table: PairsCsv) -> None:
+        """``faces``: (source, target, swapped) crops, or None for a frame that is not among its pair's worst."""
         table.write(pair.source.name, pair.target.name, index, values)
         for name in self.metric_names:
             self.values[name].append(values[name])
         caption = pair.name + (f"#{index}" if is_video(pair.target) else "")
-        self.worst.offer(caption, values, faces)
+        if faces is not None:
+            self.worst.offer(caption, values, faces)
         self.report.frames += 1
 
 
@@ -284,35 +336,64 @@ def _measure_paths(options: EvaluationOptions, swap_options: SwapOptions, eval_n
             "face_alignment": swap_options.face_alignment_model_path}
 
 
-def run_evaluation(options: EvaluationOptions, swap_options: SwapOptions, models: ModelCache | None = None
-                   ) -> EvaluationReport:
+def build_scorer(options: EvaluationOptions, swap_options: SwapOptions, eval_name: str,
+                 models: ModelCache | None = None) -> tuple[FaceSwapper, FrameScorer]:
+    """The main generator's swapper and the frame scorer, sharing one model cache (the metric models load now)."""
+    base = FaceSwapper(swap_options, models)
+    measures = FaceMeasures(eval_name, base.device, swap_options.weights_dir,
+                            _measure_paths(options, swap_options, eval_name), base.models)
+    return base, FrameScorer(measures, options.metrics)
+
+
+def run_evaluation(options: EvaluationOptions, swap_options: SwapOptions, models: ModelCache | None = None,
+                   cluster: RayOptions | None = None) -> EvaluationReport:
     """Score every pair with every generator of ``options``; files under ``options.output_dir``.
 
     ``swap_options`` are the main generator's (and, with --swapped_dir, the detection settings). Raises
-    GhostError for inputs that cannot make a run; frames without a usable face are skipped and counted.
+    GhostError for inputs that cannot make a run; frames without a usable face are skipped and counted. With
+    ``cluster.ray_address`` the sources and pairs are measured by Ray actors (utils.evaluation.ray_scoring) and
+    this process only writes the reports, the same files as without Ray.
     """
     options.check()
     inputs = collect_inputs(options)
     specs = generator_specs(options, swap_options)
-    base = FaceSwapper(swap_options, models)
     conditioning = [spec.swap_options.face_embeddings for spec in specs if spec.swap_options is not None]
     eval_name = options.eval_face_embeddings or default_eval_embeddings(conditioning)
     if eval_name in conditioning:
         logger.warning("identity is measured with %s, the model a generator was conditioned on: similarity and "
                        "retrieval will flatter it", eval_name)
-    measures = FaceMeasures(eval_name, base.device, swap_options.weights_dir,
-                            _measure_paths(options, swap_options, eval_name), base.models)
-    scorer = FrameScorer(measures, options.metrics)
-    sources = _measure_sources(inputs, base, scorer)
     output = Path(options.output_dir)
-    reports = []
-    for spec in specs:
-        folder = output if len(specs) == 1 else output / spec.label
-        reports.append(_GeneratorRun(spec, folder, base, scorer, sources, options).run(inputs.pairs))
-        logger.info("%s: %d frame(s) scored, reports in %s", spec.label, reports[-1].frames, folder)
-    report = EvaluationReport(reports, dict(scorer.unavailable), eval_name,
-                              tuple(name for name in METRIC_NAMES if name in options.metrics))
+    folders = [output if len(specs) == 1 else output / spec.label for spec in specs]
+    if cluster is not None and cluster.ray_address:
+        from utils.evaluation.ray_scoring import score_on_ray
+
+        with score_on_ray(inputs, specs, folders, options, swap_options, eval_name, cluster) as measured:
+            faces, unavailable, scored = measured
+            report = _write_reports(inputs, specs, folders, options, eval_name, faces, unavailable, scored)
+    else:
+        base, scorer = build_scorer(options, swap_options, eval_name, models)
+        faces = [measure_source(path, base, scorer) for path in tqdm(inputs.sources, desc="sources", leave=False)]
+        report = _write_reports(inputs, specs, folders, options, eval_name, faces, scorer.unavailable, None,
+                                base, scorer)
     if len(specs) > 1:
         report.comparison = write_json(output / "comparison.json",
-                                       {item.label: item.summary for item in reports})
+                                       {item.label: item.summary for item in report.generators})
     return report
+
+
+def _write_reports(inputs: Inputs, specs: list[GeneratorSpec], folders: list[Path], options: EvaluationOptions,
+                   eval_name: str, faces: list[MeasuredFace | None], unavailable: dict[str, str],
+                   scored: Iterator[PairScores] | None, base: FaceSwapper | None = None,
+                   scorer: FrameScorer | None = None) -> EvaluationReport:
+    """Score (``base``, ``scorer``) or record (``scored``: every generator's pairs, in order) and write reports.
+
+    ``faces``: one measured face (or None) per source; ``unavailable``: the metrics whose weights are missing.
+    """
+    sources = scored_sources(inputs, faces)
+    reports = []
+    for spec, folder in zip(specs, folders):
+        run = GeneratorRun(spec, folder, base, scorer, sources, options, unavailable)
+        reports.append(run.run(inputs.pairs, None if scored is None else itertools.islice(scored, len(inputs.pairs))))
+        logger.info("%s: %d frame(s) scored, reports in %s", spec.label, reports[-1].frames, folder)
+    return EvaluationReport(reports, dict(unavailable), eval_name,
+                            tuple(name for name in METRIC_NAMES if name in options.metrics))

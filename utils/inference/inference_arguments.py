@@ -16,9 +16,11 @@ from utils.cli import (
     add_weight_path,
     options_from_arguments,
 )
+from utils.inference.face_options import add_face_option_arguments
 from utils.inference.options import EMBEDDING_PATH_FIELDS, PRECISIONS, SwapOptions
 from utils.inference.selection import DEFAULT_SIMILARITY_TH, FaceSelection
 from utils.inference.video import VideoOptions
+from utils.ort.options import RUNTIME_CHOICES, RUNTIME_HELP, RuntimeOptions
 from utils.paste_back import PASTE_BACK_MODES
 
 # Per-model path flags: flag name -> (registry checkpoint name, help).
@@ -107,7 +109,9 @@ def add_swap_arguments(parser: argparse.ArgumentParser, debug_folder: str | None
     The ``--debug*`` flags are added only with a ``debug_folder`` (their default location).
     """
     add_option_arguments(parser, SwapOptions, OPTION_HELP, CHOICES)
+    add_face_option_arguments(parser)
     add_device_arguments(parser)
+    add_option_arguments(parser, RuntimeOptions, RUNTIME_HELP, RUNTIME_CHOICES)
     for flag, (checkpoint, help_text) in WEIGHT_PATH_FLAGS.items():
         add_weight_path(parser, flag, checkpoint, help_text)
     parser.add_argument("--verbose", action="store_true", help="log more")
@@ -144,8 +148,9 @@ class FolderFlags:
 
 
 def swap_options_from_arguments(args: argparse.Namespace) -> SwapOptions:
-    """The SwapOptions whose fields have a flag of the same name."""
-    return options_from_arguments(SwapOptions, args)
+    """The SwapOptions whose fields have a flag of the same name (``engine`` from the runtime flags); GhostError,
+    one line, for a bad value or combination of the face options, before anything loads."""
+    return options_from_arguments(SwapOptions, args, engine=options_from_arguments(RuntimeOptions, args))
 
 
 def selection_from_arguments(args: argparse.Namespace) -> FaceSelection:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from utils.inference.options import EMBEDDING_PATH_FIELDS, SwapOptions
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
+    from utils.inference.expression import ExpressionRestorer
     from models.nsfw import NSFWFilter
     from models.retinaface import FaceDetector
 
@@ -70,7 +72,15 @@ class SwapModels:
             if released:
                 release_weights_of(self.models.models())
 
+    def release_networks(self, networks: Iterable[torch.nn.Module]) -> None:
+        """With --release_weights (and outside weights_resident), hand back the weight pages of ``networks``."""
+        if self._release_weights:
+            release_weights_of(networks)
+
     def _load(self, key: tuple, load: Callable[[], Any]) -> Any:
+        engine = self.options.engine
+        if engine.runtime != "torch":
+            key = (*key, engine)  # an ONNX Runtime twin is another model than the torch network
         if key in self.models:
             return self.models.get(key, load)
         logger.debug("loading %s", key[0])
@@ -88,6 +98,19 @@ class SwapModels:
 
         return self._load((name, path, weights_dir, tuple(settings.items())), load)
 
+    def _on_engine(self, name: str, network: torch.nn.Module, path: str | None) -> torch.nn.Module:
+        """``network`` (registry checkpoint ``name``, from ``path`` or the weights folder) itself under the torch
+        runtime, else its ONNX Runtime twin (utils.ort), exported beside the checkpoint on first use."""
+        engine = self.options.engine
+        if engine.runtime == "torch":
+            return network
+        from models.registry import checkpoint_path
+        from utils.ort import wrap_network
+        from utils.ort.networks import example_inputs
+
+        checkpoint = Path(path) if path else checkpoint_path(name, self.options.weights_dir)
+        return wrap_network(name, network, checkpoint, example_inputs(name), engine, self.device)
+
     # ------------------------------------------------------------------------------------------------ models
 
     @property
@@ -98,11 +121,13 @@ class SwapModels:
         def load():
             from models.retinaface import load_face_detector
 
-            return load_face_detector(
+            detector = load_face_detector(
                 device=self.device, path=options.retina_face_model_path, weights_dir=options.weights_dir,
                 threshold=options.detection_threshold, max_size=options.detection_max_size,
                 upscale=options.detection_upscale,
             )
+            detector.model = self._on_engine("retinaface", detector.model, options.retina_face_model_path)
+            return detector
 
         return self._load(("retinaface", options.retina_face_model_path, options.weights_dir,
                            options.detection_threshold, options.detection_max_size, options.detection_upscale), load)
@@ -115,9 +140,11 @@ class SwapModels:
         def load():
             from models.fan_landmarks import load_landmark_detector
 
-            return load_landmark_detector(
+            detector = load_landmark_detector(
                 device=self.device, path=options.face_alignment_model_path, weights_dir=options.weights_dir
             )
+            detector.model = self._on_engine("face_alignment", detector.model, options.face_alignment_model_path)
+            return detector
 
         return self._load(("face_alignment", options.face_alignment_model_path, options.weights_dir), load)
 
@@ -130,8 +157,10 @@ class SwapModels:
         def load():
             from models.embeddings import load_face_embedder
 
-            return load_face_embedder(options.face_embeddings, device=self.device, path=path,
-                                      weights_dir=options.weights_dir)
+            embedder = load_face_embedder(options.face_embeddings, device=self.device, path=path,
+                                          weights_dir=options.weights_dir)
+            embedder.model = self._on_engine(options.face_embeddings, embedder.model, path)
+            return embedder
 
         return self._load((options.face_embeddings, path, options.weights_dir), load)
 
@@ -139,8 +168,17 @@ class SwapModels:
     def generator(self) -> torch.nn.Module:
         """The AEI-Net generator from ``--G_path`` with ``--backbone/--num_blocks/--align_corners``."""
         options = self.options
-        return self._registered("ghostv2_generator", options.G_path, backbone=options.backbone,
-                                num_blocks=options.num_blocks, align_corners=options.align_corners)
+        settings = {"backbone": options.backbone, "num_blocks": options.num_blocks,
+                    "align_corners": options.align_corners}
+
+        def load():
+            from models.registry import load_model
+
+            generator = load_model("ghostv2_generator", device=self.device, path=options.G_path,
+                                   weights_dir=options.weights_dir, **settings)
+            return self._on_engine("ghostv2_generator", generator, options.G_path)
+
+        return self._load(("ghostv2_generator", options.G_path, options.weights_dir, tuple(settings.items())), load)
 
     @property
     def gfpgan(self) -> torch.nn.Module:
@@ -150,8 +188,9 @@ class SwapModels:
         def load():
             from models.gfpgan import load_gfpgan
 
-            return load_gfpgan("v1.4", device=self.device, path=options.gfpgan_model_path,
-                               weights_dir=options.weights_dir)
+            gfpgan = load_gfpgan("v1.4", device=self.device, path=options.gfpgan_model_path,
+                                 weights_dir=options.weights_dir)
+            return self._on_engine("gfpgan_v1_4", gfpgan, options.gfpgan_model_path)
 
         return self._load(("gfpgan_v1_4", options.gfpgan_model_path, options.weights_dir), load)
 
@@ -165,9 +204,17 @@ class SwapModels:
 
             model = load_bisenet(device=self.device, path=options.face_parser_model_path,
                                  weights_dir=options.weights_dir)
-            return functools.partial(parse_faces, model=model)
+            return functools.partial(parse_faces, model=self._on_engine("bisenet", model,
+                                                                        options.face_parser_model_path))
 
         return self._load(("bisenet", options.face_parser_model_path, options.weights_dir), load)
+
+    @property
+    def expression_restorer(self) -> ExpressionRestorer:
+        """The LivePortrait expression restorer stage (its four networks load at its first use, into the cache)."""
+        from utils.inference.expression import ExpressionRestorer
+
+        return ExpressionRestorer(self.device, self.options.weights_dir, fp16=self.fp16, models=self.models)
 
     @property
     def cvlface_aligner(self) -> torch.nn.Module:
@@ -211,8 +258,11 @@ class SwapModels:
             _ = self.landmark_detector
         if self.options.enhance_output:
             _ = self.gfpgan
-        if self.options.uses_parser:
+        if self.options.uses_face_parser:
             _ = self.face_parser
+        if self.options.restores_expression:
+            with self._stage("load"):
+                self.expression_restorer.load()
         if self.options.uses_inpainting:
             _ = self.inpainter
 

@@ -1,4 +1,10 @@
-"""Every setting of a swap in one frozen record, each default written once (inference.py's flags are built from it)."""
+"""Every setting of a swap in one frozen record, each default written once (inference.py's flags are built from it).
+
+The face-quality settings (masks, the target's mouth, the expression restorer, pixel boost) are fields of their own
+records, which SwapOptions extends: their defaults, checks and helpers stay in utils/face_masks.py,
+utils/inference/expression.py and utils/inference/pixel_boost.py, and every consumer of SwapOptions (flags, the web
+UI's panel, evaluate.py's --compare_G_path settings) sees them as flat fields.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,13 +14,17 @@ from models.retinaface import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD
 from network.aeinet import BACKBONES
 from utils.align import DEFAULT_ALIGN_MODE, check_align_mode
 from utils.errors import GhostError
+from utils.face_masks import FaceMaskOptions
+from utils.inference.expression import ExpressionOptions
+from utils.inference.pixel_boost import PixelBoostOptions
+from utils.ort.options import RuntimeOptions
 from utils.paste_back import MODES_WITH_MASK, PASTE_BACK_MODES
 
 ALIGNED_FACE_SIZE = 256
 GFPGAN_FACE_SIZE = 512
 PRECISIONS = ("32", "32-true", "16", "16-mixed", "16-true")
-STAGES = ("load", "read", "nsfw", "detect", "align", "landmarks", "embed", "generate", "enhance", "paste", "inpaint",
-          "write")
+STAGES = ("load", "read", "nsfw", "detect", "align", "landmarks", "embed", "generate", "expression", "enhance", "parse",
+          "paste", "inpaint", "write")
 # The per-model path flags of the original inference.py, by --face_embeddings name.
 EMBEDDING_PATH_FIELDS = {
     "arcface": "arcface_model_path",
@@ -27,11 +37,12 @@ EMBEDDING_PATH_FIELDS = {
 
 
 @dataclass(frozen=True)
-class SwapOptions:
+class SwapOptions(FaceMaskOptions, ExpressionOptions, PixelBoostOptions):
     """Every setting of a swap; field names are inference.py's flags (the original project's names).
 
     Paths left as None resolve to the registry's file under ``weights_dir``; ``nsfw_model`` and
-    ``inpainting_model`` take a Hugging Face id or a local folder (None: the registry's id).
+    ``inpainting_model`` take a Hugging Face id or a local folder (None: the registry's id). The face-quality
+    fields come from the three base records; their defaults leave the swap as it was.
     """
 
     G_path: str | None = None
@@ -78,8 +89,12 @@ class SwapOptions:
     debug_target_face_path: str | None = None
     debug_swapped_face_path: str | None = None
     debug_enhanced_face_path: str | None = None
+    # What runs the networks (torch or ONNX Runtime, its provider and threads); flags from RuntimeOptions.
+    engine: RuntimeOptions = RuntimeOptions()
 
     def __post_init__(self) -> None:
+        for record in (FaceMaskOptions, ExpressionOptions, PixelBoostOptions):
+            record.__post_init__(self)
         check_align_mode(self.align_mode)
         for name, value, choices in (
             ("paste_back_mode", self.paste_back_mode, PASTE_BACK_MODES),
@@ -99,7 +114,18 @@ class SwapOptions:
 
     @property
     def uses_parser(self) -> bool:
+        """True when the paste-back mode parses the swapped face (facexlib_with_parser)."""
         return self.paste_back_mode == "facexlib_with_parser"
+
+    @property
+    def parses_swapped_face(self) -> bool:
+        """True when BiSeNet parses the swapped face (the paste-back mode, or the region mask)."""
+        return self.uses_parser or self.needs_face_labels
+
+    @property
+    def uses_face_parser(self) -> bool:
+        """True when BiSeNet runs at all (on the swapped face, or on the target for occlusion and the mouth)."""
+        return self.parses_swapped_face or self.needs_target_labels
 
     @property
     def uses_inpainting(self) -> bool:

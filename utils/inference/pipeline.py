@@ -2,8 +2,9 @@
 live streams.
 
 A photo is a stream of one frame. For each batch of frames: NSFW sampling → detect → track and select →
-smooth (centred, or causal for live streams) → align → landmarks → generator → GFPGAN → parser → paste, then
-an optional per-face finishing step (edge inpainting, for photos) and the output NSFW check of sampled frames.
+smooth (centred, or causal for live streams) → align → landmarks → generator (pixel boost) → expression restorer →
+GFPGAN → parser → face masks → paste, then an optional per-face finishing step (edge inpainting, for photos) and
+the output NSFW check of sampled frames. The face-quality steps live in utils.inference.face_quality.
 The model work runs as batches through the stage objects of utils.inference.stages; everything else is
 geometry on the face's region.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from utils.inference.face_quality import FaceMasks, FaceQuality, finish_keeping_target
 from utils.inference.selection import (
     FaceSelection,
     check_face_index,
@@ -65,9 +67,10 @@ class SwappedFace:
     track_id: int
     source_index: int
     target: FaceInImage
-    swapped_face: np.ndarray  # 256×256×3 uint8 BGR, raw generator output
+    swapped_face: np.ndarray  # S×S×3 uint8 BGR (S = --pixel_boost, 256 by default), generator (+ expression)
     enhanced_face: np.ndarray | None  # after GFPGAN, None when not enhanced
     mask: np.ndarray | None = None  # H×W uint8 paste-back mask (photos only)
+    face_masks: FaceMasks | None = None  # what --face_mask_* and --keep_target_mouth add (None: nothing)
 
 
 @dataclass
@@ -130,6 +133,7 @@ class FramePipeline:
         self.smoother = KeypointSmoother(smooth_window, causal=causal)
         self.hold = StillHold(STILL_TOLERANCE if smooth_window else -1.0)
         self.ghost_settings: dict[tuple[int, int], Any] = {}
+        self.quality = FaceQuality(swapper)
         self.similarities: dict[int, tuple[np.ndarray, int, int]] = {}  # track → (sum, count, frame last checked)
         self._next_nsfw = 0.0
         self._frames_swapped = 0
@@ -222,8 +226,9 @@ class FramePipeline:
     # ------------------------------------------------------------------------------------------------ swap
 
     def _swap(self, released: list[tuple[_Pending, dict[int, np.ndarray]]]) -> list[FrameResult]:
-        """The per-face path: align → landmarks → generator → GFPGAN → parser → paste, batched over frames."""
-        swapper, stages, options = self.swapper, self.swapper.stages, self.swapper.options
+        """The per-face path: align → landmarks → generator → expression → GFPGAN → parser → masks → paste, batched
+        over frames."""
+        swapper, options, quality = self.swapper, self.swapper.options, self.quality
         jobs: list[tuple[_Pending, _Chosen, FaceInImage]] = []
         for pending, smoothed in released:
             held = self.hold(smoothed)
@@ -235,16 +240,19 @@ class FramePipeline:
             swapper.add_landmarks_batch(targets)
         swapped: list[np.ndarray] = []
         enhanced: list[np.ndarray | None] = [None] * len(jobs)
+        crops = quality.target_crops(targets)
         if jobs:
             identities = torch.cat([self.sources[face.source_index].identity for _, face, _ in jobs])
-            swapped = stages.generate([target.face for target in targets], identities)
+            tracks = [face.track_id for _, face, _ in jobs]
+            swapped = quality.restore(quality.generate(crops, identities), crops, tracks)
             if options.enhance_output:
                 enhanced = self._enhance(jobs, swapped)
         finals = [raw if better is None else better for raw, better in zip(swapped, enhanced)]
-        labels = stages.parse(finals) if options.uses_parser else [None] * len(finals)
+        labels, target_labels = quality.parse(finals, crops)
         by_frame: dict[int, list[tuple[SwappedFace, np.ndarray | None]]] = {}
-        for (pending, face, target), raw, better, parsed in zip(jobs, swapped, enhanced, labels):
-            record = SwappedFace(face.track_id, face.source_index, target, raw, better)
+        for (pending, face, target), raw, better, parsed, masks in zip(jobs, swapped, enhanced, labels,
+                                                                        quality.masks(crops, labels, target_labels)):
+            record = SwappedFace(face.track_id, face.source_index, target, raw, better, face_masks=masks)
             by_frame.setdefault(id(pending), []).append((record, parsed))
         return [self._output(pending, by_frame.get(id(pending), [])) for pending, _ in released]
 
@@ -269,13 +277,13 @@ class FramePipeline:
             final = face.swapped_face if face.enhanced_face is None else face.enhanced_face
             image, mask = swapper.paste(final, source, face.target, image=image,
                                         ghost_settings=self._ghost_settings(face, source),
-                                        face_labels=parsed, keep_mask=self.photo)
+                                        face_labels=parsed, keep_mask=self.photo, face_masks=face.face_masks)
             if self.photo:
                 face.mask = mask
         if self.finish is not None:
             for face in faces:
                 if face.mask is not None:
-                    image = self.finish(image, face.mask)
+                    image = finish_keeping_target(self.finish, image, face.mask, face.face_masks, face.target)
         if pending.check_nsfw and swapper.options.check_output_nsfw:
             swapper.stages.nsfw([image], [self._describe("swapped", frame)])
         self._frames_swapped += 1

@@ -113,7 +113,7 @@ def prepare_sources(swapper: FaceSwapper, source_paths: Sequence[Path]) -> list[
     for path in source_paths:
         with swapper._stage("read"):
             image = read_image(path)
-        sources.append(swapper.prepare_source(image, f"source {path.name}"))
+        sources.append(swapper.prepare_source(image, "source" if len(source_paths) == 1 else f"source {path.name}"))
     return sources
 
 

@@ -20,7 +20,7 @@ import torch
 
 from utils.device import autocast
 from utils.image import bgr_to_tensor, detection_problem, tensor_to_bgr_uint8
-from utils.inference.options import ALIGNED_FACE_SIZE, GFPGAN_FACE_SIZE
+from utils.inference.options import GFPGAN_FACE_SIZE
 
 if TYPE_CHECKING:
     from models.retinaface import DetectedFace
@@ -151,7 +151,7 @@ class GenerateStage(Stage):
 
 
 class EnhanceStage(Stage):
-    """GFPGAN v1.4 at 512×512 on 256×256 faces, one network call, resized back to 256×256.
+    """GFPGAN v1.4 at 512×512 on S×S faces (256, or the --pixel_boost size), one network call, resized back to S×S.
 
     The released code draws fresh noise at each call; ours is seeded from the faces, so the same inputs give the
     same file (the global random state is left untouched).
@@ -172,8 +172,8 @@ class EnhanceStage(Stage):
               autocast(self.device, self.fp16)):
             upscaled = [cv2.resize(face, (GFPGAN_FACE_SIZE, GFPGAN_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
                         for face in faces]
-            return [cv2.resize(face, (ALIGNED_FACE_SIZE, ALIGNED_FACE_SIZE), interpolation=cv2.INTER_LINEAR)
-                    for face in enhance_faces(upscaled, gfpgan)]
+            return [cv2.resize(enhanced, face.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+                    for face, enhanced in zip(faces, enhance_faces(upscaled, gfpgan))]
 
 
 class ParseStage(Stage):

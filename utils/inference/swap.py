@@ -26,6 +26,7 @@ from utils.inference.selection import FaceSelection, check_face_index
 from utils.inference.stages import FaceInImage, Stages
 
 if TYPE_CHECKING:
+    from utils.inference.face_quality import FaceMasks
     from utils.inference.pipeline import SourceFace
     from utils.paste_back import GhostMaskSettings
 
@@ -108,37 +109,48 @@ class FaceSwapper(SwapModels):
     def paste(
         self, face: np.ndarray, source: FaceInImage, target: FaceInImage, image: np.ndarray | None = None,
         ghost_settings: GhostMaskSettings | None = None, face_labels: np.ndarray | None = None,
-        keep_mask: bool = True,
+        keep_mask: bool = True, face_masks: FaceMasks | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Put the 256×256 face back with ``--paste_back_mode``; (image, mask or None).
+        """Put the S×S face (256, or the --pixel_boost size) back with ``--paste_back_mode``; (image, mask or None).
 
         ``image`` (default: the target's own picture) is what the face goes into, e.g. a frame where other
         faces were already pasted; ``ghost_settings`` fix the ghost mask settings (kept per track);
         ``face_labels`` are the face's BiSeNet classes when the parser stage already ran on it. Without
         ``keep_mask`` (video and live frames) no full-frame mask is made, and on CUDA the warps and the blend
-        run on the device (utils.device_paste).
+        run on the device (utils.device_paste). ``face_masks``: the face options' masks, which multiply the
+        mode's alpha (mode none blends the face with the target's crop through them).
         """
         from utils.device_paste import crop_alpha, paste_on_device, runs_on_device
+        from utils.face_masks import blend_faces
+        from utils.inference.pixel_boost import scaled_matrix
         from utils.paste_back import paste_back
 
         mode = self.options.paste_back_mode
+        face_mask = None if face_masks is None else face_masks.face_mask
         if mode == "none":
-            return face, None
+            return (face if face_mask is None else blend_faces(face, face_masks.target_face, face_mask)), None
         into = target.image if image is None else image
+        # A pixel-boosted face is the same alignment on a finer grid: its matrix and landmarks are scaled alike.
+        size = face.shape[0]
+        matrix = scaled_matrix(target.matrix, size)
+        source_landmarks, target_landmarks = source.landmarks, target.landmarks
+        if size != ALIGNED_FACE_SIZE:
+            source_landmarks, target_landmarks = (None if points is None else points * (size / ALIGNED_FACE_SIZE)
+                                                  for points in (source.landmarks, target.landmarks))
         if runs_on_device(self.device, mode, keep_mask):
             with self._stage("paste"), torch.inference_mode():
                 labels = face_labels if face_labels is not None or mode != "facexlib_with_parser" else \
                     self._parse_one(face)
-                alpha = crop_alpha(mode, face.shape[0], source.landmarks, target.landmarks, labels, ghost_settings)
-                return paste_on_device(into, face, alpha, target.matrix, self.device, mode == "ghost"), None
-        parser = None
-        if self.options.uses_parser:
-            parser = (lambda _face: face_labels) if face_labels is not None else self._parse_one
+                alpha = crop_alpha(mode, size, source_landmarks, target_landmarks, labels, ghost_settings)
+                if face_mask is not None:
+                    alpha = alpha * face_mask
+                return paste_on_device(into, face, alpha, matrix, self.device, mode == "ghost"), None
+        parser = self._parse_one if self.options.uses_parser and face_labels is None else None
         with self._stage("paste"), torch.inference_mode():
             return paste_back(
-                mode, into, face, target.matrix,
-                source_landmarks=source.landmarks, target_landmarks=target.landmarks, face_parser=parser,
-                ghost_settings=ghost_settings,
+                mode, into, face, matrix, source_landmarks=source_landmarks, target_landmarks=target_landmarks,
+                face_parser=parser, ghost_settings=ghost_settings, face_mask=face_mask,
+                face_labels=face_labels if self.options.uses_parser else None,
             )
 
     def _parse_one(self, face: np.ndarray) -> np.ndarray:

@@ -22,6 +22,25 @@ class PreprocessModels:
     face_parser: torch.nn.Module | None = None  # BiSeNet, for enhance_faces_in_original_image only
 
 
+LIVEPORTRAIT_CHECKPOINTS = ("liveportrait_appearance_feature_extractor", "liveportrait_motion_extractor",
+                            "liveportrait_warping_module", "liveportrait_spade_generator",
+                            "liveportrait_stitching_retargeting_module", "liveportrait_landmark")
+
+
+def required_checkpoints(options: PreprocessOptions) -> list[str]:
+    """Registry names of the checkpoints :func:`load_models` reads for ``options`` (the nodes' pre-flight check)."""
+    names = ["retinaface"]
+    if options.retargeting:
+        names += ["face_alignment", *LIVEPORTRAIT_CHECKPOINTS]
+    if options.enhance_output_face or options.enhance_faces_in_original_image:
+        names.append("gfpgan_v1_2")
+    if options.enhance_faces_in_original_image:
+        names.append("bisenet")
+    if options.align_mode == "cvlface":
+        names.append("cvlface_aligner")
+    return names
+
+
 def load_models(options: PreprocessOptions, device: torch.device, weights_dir: str | Path | None,
                 paths: dict[str, str | None]) -> PreprocessModels:
     """Load the networks the options need; ``paths`` maps registry names to explicit file paths."""

@@ -18,6 +18,7 @@ and counted per reason; an image that fails anyway is skipped by the runner and 
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import zlib
@@ -70,6 +71,18 @@ class Summary:
         self.rejected.update(other.rejected)
         self.failures.update(other.failures)
 
+    def to_json(self) -> str:
+        """The counts as one JSON line (how a summary travels between processes of a Ray run)."""
+        return json.dumps({"images_read": self.images_read, "images_already_done": self.images_already_done,
+                           "faces_kept": self.faces_kept, "variants_written": self.variants_written,
+                           "rejected": dict(self.rejected), "failures": dict(self.failures)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Summary:
+        counts = json.loads(text)
+        return cls(counts["images_read"], counts["images_already_done"], counts["faces_kept"],
+                   counts["variants_written"], Counter(counts["rejected"]), Counter(counts["failures"]))
+
     def lines(self) -> list[str]:
         return [f"images read: {self.images_read} (already done: {self.images_already_done}, "
                 f"failed: {self.images_failed})",
@@ -106,6 +119,18 @@ def resize_for_detection(image: np.ndarray) -> np.ndarray:
     return image[: height - height % 2, : width - width % 2]
 
 
+def prepare_photo(image_bgr: np.ndarray, options: PreprocessOptions, summary: Summary) -> np.ndarray | None:
+    """The size filter, then :func:`resize_for_detection`; None (counted as ``image_too_small``) drops the photo.
+
+    The CPU part of an image's work: the Ray runner calls it in its decoding tasks, ahead of the model actors.
+    """
+    height, width = image_bgr.shape[:2]
+    if not (height > options.min_original_image_size and width > options.min_original_image_size):
+        summary.rejected["image_too_small"] += 1
+        return None
+    return np.ascontiguousarray(resize_for_detection(image_bgr))
+
+
 def by_score(faces: Iterable[Any]) -> list[Any]:
     """Faces by decreasing detector score; ties keep the given order (the detector's score order, as the original)."""
     return sorted(faces, key=lambda face: -face.score)
@@ -133,9 +158,12 @@ def face_rejection(face: Any, options: PreprocessOptions, image_shape: tuple[int
 class ImageProcessor:
     """Runs the per-image pipeline with loaded models and writes the outputs of each image."""
 
-    def __init__(self, models: PreprocessModels, options: PreprocessOptions) -> None:
+    def __init__(self, models: PreprocessModels, options: PreprocessOptions, photos_prepared: bool = False) -> None:
+        """``photos_prepared``: the images' ``load()`` returns photos that already went through
+        :func:`prepare_photo` (the Ray runner decodes and filters them in CPU tasks)."""
         self.models = models
         self.options = options
+        self.photos_prepared = photos_prepared
         self._written: list[Path] = []  # files of the image being processed
 
     def _write(self, path: Path, image_bgr: np.ndarray) -> None:
@@ -346,12 +374,9 @@ class ImageProcessor:
         options, models = self.options, self.models
         self._written = []
         rng = image_rng(options.seed, image.key)
-        image_bgr = image.load()
-        height, width = image_bgr.shape[:2]
-        if not (height > options.min_original_image_size and width > options.min_original_image_size):
-            summary.rejected["image_too_small"] += 1
+        image_bgr = image.load() if self.photos_prepared else prepare_photo(image.load(), options, summary)
+        if image_bgr is None:
             return
-        image_bgr = np.ascontiguousarray(resize_for_detection(image_bgr))
         # The original hands RGB to RetinaFace; bgr=True makes the detector's own preprocessing swap the channels.
         faces = models.detector.detect_batch([image_bgr], bgr=True, in_score_order=True)[0]
         if not faces:

@@ -20,6 +20,7 @@ from utils.cli import (
     run_cli,
 )
 from utils.preprocessing.options import PreprocessOptions
+from utils.ray_cluster import RayOptions, add_ray_arguments
 
 logger = logging.getLogger("ghostv2")
 
@@ -67,7 +68,8 @@ OPTION_HELP = {
     "max_faces_per_image": "keep at most this many faces (0: all)",
     "seed": "seed of the random expressions and flips",
     "render_batch_size": "variants rendered per LivePortrait batch",
-    "num_workers_total": "number of workers sharing the dataset",
+    "num_workers_total": "number of workers sharing the dataset (a hand-made split for a few machines; "
+                         "--ray_address balances the work over a cluster and retries what a dead node was doing)",
     "worker_index": "this worker's index in [0, num_workers_total)",
 }
 
@@ -88,6 +90,7 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser, output_defaults: t
         add_weight_path(parser, flag, checkpoint, text)
     add_option_arguments(parser, PreprocessOptions, OPTION_HELP, choices={"align_mode": ALIGN_MODES})
     parser.set_defaults(**dict(zip(("output_dir", "output_dir_resized", "output_dir_retargeted"), output_defaults)))
+    add_ray_arguments(parser.add_argument_group("Ray cluster (instead of --num_workers_total / --worker_index)"))
     parser.add_argument("--verbose", action="store_true", help="debug logging")
 
 
@@ -116,20 +119,33 @@ def options_from_args(args: argparse.Namespace) -> tuple[PreprocessOptions, dict
 def run_preprocess_cli(
     parser: argparse.ArgumentParser, argv: list[str] | None,
     dataset: Callable[[argparse.Namespace], Callable[[PreprocessOptions, Any], Any]],
+    ray_dataset: Callable[[argparse.Namespace], Callable[..., Any]],
 ) -> int:
-    """What both preprocessing scripts do: parse ``argv``, load the models, run ``dataset(args)``, log the summary.
+    """What both preprocessing scripts do: parse ``argv``, load the models, run the dataset, log the summary.
 
-    ``dataset(args)`` returns the dataset walker (utils.preprocessing.datasets) with its own flags bound; errors
+    ``dataset(args)`` returns the dataset walker (utils.preprocessing.datasets) with its own flags bound, and
+    ``ray_dataset(args)`` its Ray version (utils.preprocessing.ray_runner), used with ``--ray_address``; errors
     become one line and exit code 1 (utils.cli.run_cli).
     """
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
 
     def body() -> int:
-        from utils.preprocessing.datasets import run_preprocessing
-
         options, paths = options_from_args(args)
-        summary = run_preprocessing(dataset(args), options, paths, args.device, args.weights_dir)
+        cluster = options_from_arguments(RayOptions, args)
+        if cluster.ray_address:
+            import torch
+
+            from models.registry import weights_root
+            from utils.preprocessing.ray_runner import ModelSettings, run_on_ray
+
+            # The weights folder is resolved here, so that every node looks at the same path.
+            models = ModelSettings(args.device, str(weights_root(args.weights_dir)), paths, torch.get_num_threads())
+            summary = run_on_ray(ray_dataset(args), options, models, cluster)
+        else:
+            from utils.preprocessing.datasets import run_preprocessing
+
+            summary = run_preprocessing(dataset(args), options, paths, args.device, args.weights_dir)
         for line in summary.lines():
             logger.info(line)
         return 0

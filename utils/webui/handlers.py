@@ -17,6 +17,7 @@ import gradio as gr
 from utils.errors import GhostError
 from utils.inference.selection import FaceSelection
 from utils.webui.panel import (
+    FACE_OPTIONS,
     MODEL_OPTIONS,
     SELECTION_OPTIONS,
     VIDEO_OPTIONS,
@@ -114,7 +115,8 @@ def default_choices(service: SwapService) -> tuple[int, tuple[int, ...]]:
 
 def start_up_values(service: SwapService) -> dict[OptionGroup, Any]:
     """The options each panel group shows when the page opens (webui.py's flags, else the dataclass defaults)."""
-    return {MODEL_OPTIONS: service.options, VIDEO_OPTIONS: service.video, SELECTION_OPTIONS: FaceSelection()}
+    return {MODEL_OPTIONS: service.options, FACE_OPTIONS: service.options, VIDEO_OPTIONS: service.video,
+            SELECTION_OPTIONS: FaceSelection()}
 
 
 def describe_option_changes(differences: list[str]) -> str:
@@ -204,7 +206,8 @@ class PageHandlers:
                 **self.changes(SELECTION_OPTIONS, values),
             )
             video = replace(self.service.video, **self.changes(VIDEO_OPTIONS, values))
-            changes = {**self.changes(MODEL_OPTIONS, values), "source_face_index": values[page.source_face]}
+            changes = {**self.changes(MODEL_OPTIONS, values), **self.changes(FACE_OPTIONS, values),
+                       "source_face_index": values[page.source_face]}
             progress(0.0, desc="swapping")
             report = self.service.swap(values[page.source_files] or [], target, selection, changes, video,
                                        lambda done, total: progress((done, total), desc="swapping", unit="frames"))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utils.errors import GhostError
+from utils.inference.face_options import CHOICES as FACE_CHOICES
+from utils.inference.face_options import PANEL_HELP as FACE_HELP
 from utils.inference.inference_arguments import (
     CHOICES,
     OPTION_HELP,
@@ -58,8 +60,13 @@ class OptionGroup:
             common = {"label": name, "info": help_text, "elem_id": f"option_{name}"}
             if kind is bool:
                 widgets.append(gr.Checkbox(value=value, **common))
+            elif typing.get_origin(kind) is tuple and name in self.choices:
+                widgets.append(gr.Dropdown(choices=list(self.choices[name]), value=list(value), multiselect=True,
+                                           **common))
+            elif typing.get_origin(kind) is tuple:  # numbers separated by spaces
+                widgets.append(gr.Textbox(value=" ".join(f"{item:g}" for item in value), **common))
             elif name in self.choices:
-                choices = [(choice, choice) for choice in self.choices[name]]
+                choices = [(str(choice), choice) for choice in self.choices[name]]
                 if optional:
                     choices.insert(0, ("default", UNSET))
                 widgets.append(gr.Dropdown(choices=choices, value=UNSET if value is None else value, **common))
@@ -78,6 +85,8 @@ class OptionGroup:
                 if not optional:
                     raise GhostError(f"the advanced option {name} needs a value")
                 changes[name] = None
+            elif typing.get_origin(kind) is tuple:
+                changes[name] = _tuple_value(name, kind, value)
             else:
                 try:
                     changes[name] = kind(value.strip() if isinstance(value, str) else value)
@@ -85,6 +94,17 @@ class OptionGroup:
                     wanted = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
                     raise GhostError(f"the advanced option {name} needs {wanted}, not {value!r}") from error
         return changes
+
+
+def _tuple_value(name: str, kind: Any, value: Any) -> tuple:
+    """A tuple field's value from a multiple choice (a list) or a text box of space-separated items."""
+    element = typing.get_args(kind)[0]
+    items = value.split() if isinstance(value, str) else list(value)
+    try:
+        return tuple(element(item) for item in items)
+    except ValueError as error:
+        wanted = {int: "whole numbers", float: "numbers"}.get(element, element.__name__)
+        raise GhostError(f"the advanced option {name} needs {wanted} separated by spaces, not {value!r}") from error
 
 
 def selection_help(names: Sequence[str]) -> dict[str, str]:
@@ -98,4 +118,5 @@ def selection_help(names: Sequence[str]) -> dict[str, str]:
 MODEL_OPTIONS = OptionGroup("Model options", SwapOptions,
                             {name: text for name, text in OPTION_HELP.items() if name not in PICKED_IN_PAGE}, CHOICES)
 VIDEO_OPTIONS = OptionGroup("Video options", VideoOptions, VIDEO_HELP)
+FACE_OPTIONS = OptionGroup("Face masks, mouth, expression, pixel boost", SwapOptions, FACE_HELP, FACE_CHOICES)
 SELECTION_OPTIONS = OptionGroup("Reference faces", FaceSelection, selection_help(["similarity_th"]))

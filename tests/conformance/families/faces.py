@@ -58,6 +58,11 @@ def _filled(vector: Vector, build: Callable[[], torch.nn.Module]) -> torch.nn.Mo
     return vector.fill(build()).eval()
 
 
+def _network(vector: Vector, name: str, build: Callable[[], torch.nn.Module], *example: torch.Tensor) -> Any:
+    """The filled network, or its ONNX Runtime twin when the runner checks a runtime (registry name ``name``)."""
+    return vector.twin(name, _filled(vector, build), example)
+
+
 # ---------------------------------------------------------------------------------------------- RetinaFace
 
 
@@ -69,7 +74,7 @@ def retinaface_forward(vector: Vector) -> dict[str, Any]:
     if factor != 1.0 or not torch.equal(x, inputs["x"]):
         raise AssertionError("preprocessing of image_bgr differs from input.x")
     with torch.no_grad():
-        loc, conf, landms = _filled(vector, _retinaface)(inputs["x"])
+        loc, conf, landms = _network(vector, "retinaface", _retinaface, inputs["x"])(inputs["x"])
     return {"loc": loc, "conf": conf, "landms": landms}
 
 
@@ -85,8 +90,9 @@ def retinaface_detect(vector: Vector) -> dict[str, Any]:
 
     settings = vector.meta["settings"]
     image = vector.inputs["image_bgr"].numpy()
-    detector = FaceDetector(_filled(vector, _retinaface), "cpu", settings["threshold"], settings["max_size"])
     x, factor = preprocess(image[None], settings["max_size"], bgr=settings["cv"])
+    network = _network(vector, "retinaface", _retinaface, x)
+    detector = FaceDetector(network, "cpu", settings["threshold"], settings["max_size"])
     (decoded,) = detector.decode(image[None], bgr=settings["cv"])
     faces = select_faces(decoded, settings["threshold"])
     boxes, keypoints, scores = _faces_as_arrays(faces)
@@ -106,12 +112,14 @@ def retinaface_detect(vector: Vector) -> dict[str, Any]:
 
 
 def retinaface_detect_batch(vector: Vector) -> dict[str, Any]:
-    from models.retinaface import FaceDetector, select_faces
+    from models.retinaface import FaceDetector, preprocess, select_faces
 
     settings = vector.meta["settings"]
     names = sorted(name for name in vector.inputs if name.startswith("image_rgb_"))
     images = np.stack([vector.inputs[name].numpy() for name in names])
-    detector = FaceDetector(_filled(vector, _retinaface), "cpu", settings["threshold"], settings["max_size"])
+    example = preprocess(images[:1], settings["max_size"], bgr=settings["cv"])[0]
+    network = _network(vector, "retinaface", _retinaface, example)
+    detector = FaceDetector(network, "cpu", settings["threshold"], settings["max_size"])
     outputs = {}
     for name, decoded in zip(names, detector.decode(images, bgr=settings["cv"])):
         suffix = name.rsplit("_", 1)[1]
@@ -142,7 +150,7 @@ VECTORS: dict[str, Callable[[Vector], dict[str, Any]]] = {
 
 def fan_forward(vector: Vector) -> dict[str, Any]:
     with torch.no_grad():
-        heatmaps = _filled(vector, _fan)(vector.inputs["x"])
+        heatmaps = _network(vector, "face_alignment", _fan, vector.inputs["x"])(vector.inputs["x"])
     return {f"heatmaps_{index}": value for index, value in enumerate(heatmaps)}
 
 
@@ -159,7 +167,8 @@ def fan_decode(vector: Vector) -> dict[str, Any]:
 def fan_landmarks(vector: Vector) -> dict[str, Any]:
     from models.fan_landmarks import LandmarkDetector
 
-    detector = LandmarkDetector(_filled(vector, _fan), "cpu")
+    example = torch.zeros(1, 3, 256, 256)
+    detector = LandmarkDetector(_network(vector, "face_alignment", _fan, example), "cpu")
     image_bgr = vector.inputs["image_rgb"].numpy()[:, :, ::-1]
     details = detector.get_landmarks_with_details(image_bgr, vector.inputs["box"].numpy())
     if not np.array_equal(details["landmarks"], detector.get_landmarks(image_bgr, vector.inputs["box"].numpy())):
@@ -175,9 +184,10 @@ VECTORS.update({"fan_forward": fan_forward, "fan_decode": fan_decode, "fan_landm
 
 def gfpgan_forward(vector: Vector) -> dict[str, Any]:
     model = _filled(vector, _gfpgan)
+    network = vector.twin("gfpgan_v1_4", model, (vector.inputs["x"],))
     with torch.no_grad():
         style_code = model.style_code(vector.inputs["x"])[0]
-        image, previews = model(vector.inputs["x"], return_rgb=False, randomize_noise=False)
+        image, previews = network(vector.inputs["x"], return_rgb=False, randomize_noise=False)
     if previews:
         raise AssertionError("return_rgb=False must return no previews")
     return {"image": image, "style_code": style_code}
@@ -192,7 +202,7 @@ def gfpgan_enhance_face(vector: Vector) -> dict[str, Any]:
     """
     from models.gfpgan import enhance_face
 
-    model = _filled(vector, _gfpgan)
+    model = _network(vector, "gfpgan_v1_4", _gfpgan, torch.zeros(1, 3, 512, 512))
     captured = []
     handle = model.register_forward_hook(lambda module, args, output: captured.append(output[0].detach()))
     try:
@@ -223,7 +233,7 @@ VECTORS.update({"gfpgan_forward": gfpgan_forward, "gfpgan_enhance_face": gfpgan_
 def bisenet_forward(vector: Vector) -> dict[str, Any]:
     """Logits within the json's tolerance; the argmax exact wherever the top-2 margin is at least 1e-4."""
     with torch.no_grad():
-        logits = _filled(vector, _bisenet)(vector.inputs["x"])[0]
+        logits = _network(vector, "bisenet", _bisenet, vector.inputs["x"])(vector.inputs["x"])[0]
     parsing = logits.argmax(1)
     margin = re.search(r"margin is >= ([0-9.e-]+)", str(vector.meta.get("tolerance", "")))
     top2 = vector.expected["logits"].topk(2, dim=1)
@@ -263,3 +273,12 @@ def nsfw_tiny(vector: Vector) -> dict[str, Any]:
 
 
 VECTORS.update({"nsfw_tiny": nsfw_tiny})
+
+
+# Vectors whose networks also run on ONNX Runtime twins (``--runtime onnxruntime``), and the expected tensors there
+# that are not outputs of an exported network (GFPGAN's style code is an intermediate of its encoder).
+RUNTIME_VECTORS = frozenset({
+    "retinaface_forward", "retinaface_detect", "retinaface_detect_batch", "fan_forward", "fan_landmarks",
+    "gfpgan_forward", "gfpgan_enhance_face", "bisenet_forward",
+})
+TORCH_ONLY = {"gfpgan_forward": ("style_code",)}

@@ -86,8 +86,8 @@ def _filled_generator(vector: Vector) -> AEINet:
 
 
 def check_generator_forward(vector: Vector) -> dict[str, torch.Tensor]:
-    generator = _filled_generator(vector)
     inputs = vector.inputs
+    generator = vector.twin("ghostv2_generator", _filled_generator(vector), (inputs["Xt"], inputs["z_id"]))
     with torch.no_grad():
         swapped, attributes = generator(inputs["Xt"], inputs["z_id"])
     return {"Y": swapped, **attribute_outputs(attributes, vector.meta)}
@@ -130,3 +130,8 @@ VECTORS: dict[str, Callable[[Vector], Mapping[str, Any]]] = {
     "aeinet_unet_2blocks_get_attr": check_generator_get_attr,
     "discriminator_multiscale_forward": check_discriminator,
 }
+
+
+# Generator forwards also run on ONNX Runtime twins (``--runtime onnxruntime``); get_attr (the encoder alone, a
+# training helper) and the discriminator are not exported.
+RUNTIME_VECTORS = frozenset(name for name in VECTORS if name.endswith("_forward") and name.startswith("aeinet"))

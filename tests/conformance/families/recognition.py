@@ -73,10 +73,13 @@ def _hook_debug_outputs(network: nn.Module, names: list[str], stack: ExitStack) 
 
 def _embedding_vector(name: str) -> Callable[[Vector], dict[str, Any]]:
     def run(vector: Vector) -> dict[str, Any]:
-        embedder = FaceEmbedder(name, _filled(vector, name))
         source = vector.inputs["source"]
+        size = 160 if name == "facenet" else 112
+        embedder = FaceEmbedder(name, vector.twin(name, _filled(vector, name), (torch.zeros(1, 3, size, size),)))
         network = getattr(embedder.model, "net", embedder.model)
-        debug_names = [key[len("debug."):] for key in vector.expected if key.startswith("debug.")]
+        # A twin has no sub-modules to hook: its debug intermediates are torch-only (TORCH_ONLY below).
+        debug_names = [] if vector.on_twin else [key[len("debug."):] for key in vector.expected
+                                                 if key.startswith("debug.")]
         model_io: dict[str, torch.Tensor] = {}
 
         def capture(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -126,3 +129,10 @@ VECTORS: dict[str, Callable[[Vector], Mapping[str, Any]]] = {
        ("arcface", "adaface", "cvl_arcface", "cvl_adaface", "cvl_vit", "facenet")},
     "dfa_aligner_forward": dfa_aligner_forward,
 }
+
+
+# The six embedding models also run on ONNX Runtime twins (``--runtime onnxruntime``); their ``debug.*``
+# intermediates are not outputs of the exported network. The DFA aligner is not exported.
+RUNTIME_VECTORS = frozenset(f"embed_{name}" for name in
+                            ("arcface", "adaface", "cvl_arcface", "cvl_adaface", "cvl_vit", "facenet"))
+TORCH_ONLY = {name: ("debug.",) for name in RUNTIME_VECTORS}
