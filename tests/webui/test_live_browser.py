@@ -8,6 +8,7 @@ stream runs, stopping the camera frees the models' queue slot, and an NSFW frame
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -186,17 +187,23 @@ def test_live_frames_come_back_swapped_and_stopping_frees_the_queue(
 
 
 def test_nsfw_frame_stops_the_stream_with_a_message(camera_browser, served_page, photos_for_live,
-                                                     nsfw_nsfw_model: Path) -> None:
+                                                     nsfw_nsfw_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = []
+    open_live_stream = served_page.service.open_live_stream
+    monkeypatch.setattr(served_page.service.live, "open_stream",
+                        lambda settings: (opened.append(settings), open_live_stream(settings))[1])
     context, tab = open_live_tab(camera_browser, served_page.url, photos_for_live["source"])
     try:
         set_option(tab, "nsfw_model", str(nsfw_nsfw_model))
         start_camera(tab, photos_for_live["source"])
-        tab.get_by_text("classified as NSFW").first.wait_for()
-        assert tab.locator("#live_output img").count() == 0
-        deadline = time.monotonic() + 10
-        while served_page.service.live.open_count and time.monotonic() < deadline:
-            time.sleep(0.2)
+        tab.locator("#live_status").get_by_text(re.compile(r"Stopped: .* classified as NSFW")).wait_for()
         assert served_page.service.live.open_count == 0
+        # The stream stays stopped: the page keeps sending frames until the camera is stopped, and none of them
+        # opens the stream again (one message, no loop of reloads and refusals).
+        time.sleep(5.0)
+        assert len(opened) == 1 and served_page.service.live.open_count == 0
+        assert tab.locator("#live_output img").count() == 0
+        assert tab.get_by_text(re.compile("classified as NSFW")).count() == 2  # the message and the status line
     finally:
         context.close()
 

@@ -148,6 +148,13 @@ class LiveSessions:
         """Close the stream of browser session ``key`` (if any) for good: later frames of its run are ignored."""
         return self._close(key, stopped=True)
 
+    def refuse(self, key: str, run: object) -> None:
+        """End ``run`` of browser session ``key`` after an error (an NSFW frame, no source face): its stream, if
+        one opened, is closed, and its later frames are ignored instead of opening it again for each frame."""
+        self.stop(key)
+        with self._lock:
+            self._stopped_runs[key] = run
+
     def _close(self, key: str, stopped: bool) -> LiveStats | None:
         with self._lock:
             session = self._sessions.pop(key, None)

@@ -3,10 +3,11 @@
 Gradio's streaming webcam (``gr.Image(sources=["webcam"], streaming=True)`` and its ``stream`` event) carries the
 frames; the stream takes the models' queue slot while it runs, like any other job, and frees it when the user
 stops the camera (or leaves the page). Sources and faces are picked as on the photo/video tab; the advanced
-panel's model options apply, except the detection size and GFPGAN, which the tab sets for speed.
+panel's model and face options apply, except the detection size and GFPGAN, which the tab sets for speed.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,10 @@ from utils.webui.handlers import (
     source_gallery_faces,
 )
 from utils.webui.live import LiveSettings
-from utils.webui.panel import MODEL_OPTIONS, OptionGroup
+from utils.webui.panel import FACE_OPTIONS, MODEL_OPTIONS, OptionGroup
 from utils.webui.service import SwapService
+
+logger = logging.getLogger(__name__)
 
 # The browser offers a frame this often at most (Gradio's stream_every, fixed once the page is built); the
 # frames/s slider, which can move while the stream runs, picks among them on the server.
@@ -119,7 +122,8 @@ class LiveHandlers:
                                   values[tab.swap_all], len(values[tab.reference_files] or []))
 
     def model_changes(self, values: dict) -> dict[str, Any]:
-        changes = MODEL_OPTIONS.changes([values[widget] for widget in self.panels[MODEL_OPTIONS]])
+        changes = {name: value for group in (MODEL_OPTIONS, FACE_OPTIONS)
+                   for name, value in group.changes([values[widget] for widget in self.panels[group]]).items()}
         enhance_every = int(values[self.tab.enhance_every] or 0)
         return {**changes, "source_face_index": values[self.tab.source_face],
                 "detection_max_size": int(values[self.tab.detection_max_size]), "enhance_output": enhance_every > 0,
@@ -147,17 +151,20 @@ class LiveHandlers:
         if frame is None:
             return gr.skip(), gr.skip()
         key = request.session_hash
-        with refusals_as_messages():
-            try:
-                settings = LiveSettings(tuple(values[tab.source_files] or ()), self.selection(values),
-                                        tuple(sorted(self.model_changes(values).items())),
-                                        max(1, int(values[tab.enhance_every] or 0)))
-                # One Gradio request per stream run (each Record click), reused for all its frames.
-                session = self.service.live.session(key, settings, getattr(request, "request", None) or request)
-                path = None if session is None else session.swap(frame, float(values[tab.fps]))
-            except GhostError:
-                self.service.live.stop(key)  # an NSFW frame or a bad setting ends the stream
-                raise
+        run = getattr(request, "request", None) or request  # one Gradio request per Record click, for all its frames
+        try:
+            settings = LiveSettings(tuple(values[tab.source_files] or ()), self.selection(values),
+                                    tuple(sorted(self.model_changes(values).items())),
+                                    max(1, int(values[tab.enhance_every] or 0)))
+            session = self.service.live.session(key, settings, run)
+            path = None if session is None else session.swap(frame, float(values[tab.fps]))
+        except GhostError as error:
+            # The run ends here; its later frames are skipped until the user stops the camera. Raising would end
+            # Gradio's stream event, and the page would start a new one at once, hitting the same error each time.
+            logger.warning("live stream refused: %s", error)
+            self.service.live.refuse(key, run)
+            gr.Warning(str(error), duration=None)
+            return gr.update(value=None), f"**Stopped:** {error}. Stop the camera, then start it again."
         if path is None:
             return gr.skip(), gr.skip()
         return str(path), session.describe(STREAM_EVERY)
@@ -178,6 +185,7 @@ def wire_live(tab: LiveTab, handlers: LiveHandlers, blocks: gr.Blocks, model_que
     """Bind the live tab's events; the stream shares the models' queue slot with every other job."""
     chosen = {tab.source_face, tab.target_faces, tab.swap_all, tab.reference_files}
     models = set(handlers.panels[MODEL_OPTIONS])
+    faces = set(handlers.panels[FACE_OPTIONS])
     tab.source_files.change(handlers.show_source_faces, inputs={tab.source_files, *chosen, *models},
                             outputs=[tab.source_gallery, tab.source_map, tab.source_face, tab.selection],
                             **model_queue)
@@ -185,7 +193,8 @@ def wire_live(tab: LiveTab, handlers: LiveHandlers, blocks: gr.Blocks, model_que
                               outputs=[tab.source_gallery, tab.source_face, tab.selection])
     for component in (tab.target_faces, tab.swap_all, tab.reference_files):
         component.change(handlers.refresh_selection, inputs=chosen, outputs=tab.selection)
-    inputs = {tab.camera, tab.source_files, *chosen, tab.fps, tab.detection_max_size, tab.enhance_every, *models}
+    inputs = {tab.camera, tab.source_files, *chosen, tab.fps, tab.detection_max_size, tab.enhance_every, *models,
+              *faces}
     streaming = tab.camera.stream(handlers.stream, inputs=inputs, outputs=[tab.output, tab.status],
                                   stream_every=STREAM_EVERY, time_limit=None, show_progress="hidden", **model_queue)
     streaming.then(handlers.stop, outputs=tab.status)
