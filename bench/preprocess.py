@@ -5,8 +5,8 @@
 [--ray_gpus_per_actor G]]``
 Stand-in weights make every photo "contain" faces, so the numbers measure compute, not real data.
 With ``--ray_address`` the same photos, written to a folder, also go through preprocess_lagenda.py's single-process
-path and its Ray path: the Ray rate is measured at the margin (``--images`` photos, then twice as many, in one Ray
-session) so that starting the actors and loading their models is left out; a cluster's rate is then about
+path and its Ray path; the actors time their own work, which gives the per-actor rate (model work per image, the
+reading and decoding being done by CPU tasks beside them); a cluster's rate is then about
 GPUs × actors per GPU × the per-actor rate.
 """
 from __future__ import annotations
@@ -38,6 +38,26 @@ def bench_options(root: Path, args) -> PreprocessOptions:
                              enhance_faces_in_original_image=args.enhance_faces_in_original_image)
 
 
+def timed_stage() -> type:
+    """The model actor class, timing its own work: ``<photos> <seconds>`` per call in ``<output>/actor_seconds.txt``."""
+    from utils.preprocessing.ray_runner import PreprocessStage
+
+    class TimedStage(PreprocessStage):
+        def __init__(self, options, models) -> None:
+            super().__init__(options, models)
+            self.log = options.output_dir_resized.parent / "actor_seconds.txt"
+
+        def __call__(self, batch):
+            started = time.perf_counter()
+            result = super().__call__(batch)
+            photos = sum(photo.size > 0 for photo in batch["photo"])
+            with self.log.open("a") as handle:
+                handle.write(f"{photos} {time.perf_counter() - started}\n")
+            return result
+
+    return TimedStage
+
+
 def compare_with_ray(photo, args) -> None:
     """Images/s of preprocess_lagenda's single-process path and of its Ray path, on the same photo files."""
     from utils.preprocessing.datasets import preprocess_lagenda
@@ -48,31 +68,32 @@ def compare_with_ray(photo, args) -> None:
     models = ModelSettings(args.device, args.weights_dir, {}, torch.get_num_threads())
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        for count in (args.images, 2 * args.images):
-            (root / f"photos{count}").mkdir()
-            for index in range(count):
-                cv2.imwrite(str(root / f"photos{count}" / f"photo{index:04d}.png"), photo)
+        (root / "photos").mkdir()
+        for index in range(args.images):
+            cv2.imwrite(str(root / "photos" / f"photo{index:04d}.png"), photo)
         options = bench_options(root / "single", args)
         loaded = load_models(options, torch.device(args.device), args.weights_dir, {})
         started = time.perf_counter()
-        preprocess_lagenda(root / f"photos{args.images}", options, lambda: loaded)
+        preprocess_lagenda(root / "photos", options, lambda: loaded)
         single = args.images / (time.perf_counter() - started)
-        print(f"single process: {single:.3f} images/s ({torch.get_num_threads()} torch threads, models loaded)")
+        print(f"single process: {single:.3f} images/s ({torch.get_num_threads()} torch threads, models loaded "
+              "before timing)")
         started = time.perf_counter()
         with ray_session(args.ray_address) as ray:
             print(f"Ray start ({args.ray_address}): {time.perf_counter() - started:.1f} s")
             actors, gpus = actor_plan(ray.cluster_resources(), cluster, models.torch_threads)
-            seconds = {}
-            for count in (args.images, 2 * args.images):
-                started = time.perf_counter()
-                preprocess_lagenda_on_ray(root / f"photos{count}", bench_options(root / f"ray{count}", args), models,
-                                          cluster)
-                seconds[count] = time.perf_counter() - started
-                print(f"Ray: {count} images in {seconds[count]:.1f} s (actors started and models loaded included)")
-    rate = args.images / (seconds[2 * args.images] - seconds[args.images])
-    print(f"Ray: {rate:.3f} images/s at the margin with {actors} actor(s) × {gpus:g} GPU: "
-          f"{rate / actors:.3f} images/s per actor ({rate / single:.2f}× the single process)")
-    print("cluster estimate: images/s ≈ GPUs × actors per GPU × per-actor rate measured on that GPU")
+            started = time.perf_counter()
+            preprocess_lagenda_on_ray(root / "photos", bench_options(root / "ray", args), models, cluster,
+                                      timed_stage())
+            wall = time.perf_counter() - started
+        calls = [line.split() for line in (root / "ray" / "actor_seconds.txt").read_text().splitlines()]
+        photos, seconds = sum(int(count) for count, _ in calls), sum(float(spent) for _, spent in calls)
+    print(f"Ray: {args.images} images in {wall:.1f} s with {actors} actor(s) × {gpus:g} GPU "
+          f"({args.images / wall:.3f} images/s, starting the actors and loading their models included)")
+    print(f"Ray: per-actor rate {photos / seconds:.3f} images/s ({seconds / photos:.1f} s of model work per image "
+          f"in an actor; the single process: {1 / single:.1f} s per image, reading and decoding included)")
+    print(f"cluster estimate: images/s ≈ GPUs × actors per GPU × per-actor rate; here {actors} × "
+          f"{photos / seconds:.3f} = {actors * photos / seconds:.3f} images/s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.images} images, {summary.faces_kept} faces, {summary.variants_written} images written "
           f"in {elapsed:.1f} s on {args.device} ({torch.get_num_threads()} threads)")
     print(f"images/s: {args.images / elapsed:.3f}")
-    print(f"seconds per variant: {elapsed / variants:.1f}")
+    if args.retargeting:
+        print(f"seconds per variant: {elapsed / variants:.1f}")
     return 0
 
 

@@ -20,8 +20,7 @@ import embedding_distance
 import inference
 import preprocess_lagenda
 import preprocess_laion
-from tests.cli.conftest import STANDIN_THRESHOLD, snapshot
-from tests.cli.test_preprocess import write_shard
+from tests.cli.conftest import STANDIN_THRESHOLD, snapshot, write_shard
 from tests.utils.test_face_boxes import unwritable
 
 CASES = ("output_under_a_file", "output_folder_not_writable", "folder_as_a_file", "corrupt_weights")

@@ -81,14 +81,17 @@ def library_arguments(argv: list[str], laion: bool, weights: Path) -> tuple:
 
 
 class DiesOnceStage(PreprocessStage):
-    """Kills its own worker process when it is handed the coffee photo, the first time only (a file remembers)."""
+    """Kills its own worker process when handed the third sample of the first shard, the first time only (a file
+    remembers): the shard is interrupted half-way, on a worker that is gone."""
+
+    KEY = "split_00000/00000/1003"
 
     def __init__(self, options, models) -> None:
         super().__init__(options, models)
         self.flag = options.output_dir_resized.parent / "worker_died"
 
     def __call__(self, batch):
-        if "coffee.jpg" in list(batch["key"]) and not self.flag.exists():
+        if self.KEY in list(batch["key"]) and not self.flag.exists():
             self.flag.write_text(str(os.getpid()))
             os._exit(1)
         return super().__call__(batch)
@@ -130,31 +133,32 @@ def test_ray_run_writes_the_single_process_files(local_ray, inputs: Path, single
     assert snapshot(tmp_path / "laion" / "faces") == before
 
 
-def test_a_worker_killed_mid_run_is_redone_to_the_same_files(local_ray, inputs: Path, single_process: Path,
-                                                             standin_weights: Path, tmp_path: Path) -> None:
-    argv = lagenda_args(inputs / "lagenda", tmp_path, standin_weights, "--no-retargeting")
-    options, models = library_arguments(argv, False, standin_weights)
-    summary = preprocess_lagenda_on_ray(inputs / "lagenda", options, models, ONE_ACTOR_ON_CPU, DiesOnceStage)
-    assert (tmp_path / "worker_died").exists()  # the actor's process did die, at the coffee photo
-    assert files_under(tmp_path / "faces") == files_under(single_process / "lagenda" / "faces")
+def test_a_shard_whose_worker_died_is_redone_to_the_same_files(local_ray, inputs: Path, single_process: Path,
+                                                               standin_weights: Path, tmp_path: Path) -> None:
+    argv = laion_args(inputs / "laion", tmp_path, standin_weights, "--no-retargeting")
+    options, models = library_arguments(argv, True, standin_weights)
+    summary = preprocess_laion_on_ray(inputs / "laion", [0], options, models, ONE_ACTOR_ON_CPU, DiesOnceStage)
+    assert (tmp_path / "worker_died").exists()  # the actor's process did die, in the middle of shard 00000
+    # Every face, every done-marker and both shard.complete markers, as one process writes them.
+    assert files_under(tmp_path / "faces") == files_under(single_process / "laion" / "faces")
     assert (summary.images_read, summary.faces_kept, summary.variants_written) == (5, 3, 3)
 
 
 def test_an_interrupted_ray_run_resumes_without_redoing_finished_work(local_ray, inputs: Path,
                                                                       single_process: Path, standin_weights: Path,
                                                                       tmp_path: Path) -> None:
-    argv = laion_args(inputs / "laion", tmp_path, standin_weights, "--no-retargeting")
-    options, models = library_arguments(argv, True, standin_weights)
+    argv = lagenda_args(inputs / "lagenda", tmp_path, standin_weights, "--no-retargeting")
+    options, models = library_arguments(argv, False, standin_weights)
     with pytest.raises(GhostError, match="planted interruption"):
-        preprocess_laion_on_ray(inputs / "laion", [0], options, models, ONE_ACTOR_ON_CPU, InterruptedStage)
+        preprocess_lagenda_on_ray(inputs / "lagenda", options, models, ONE_ACTOR_ON_CPU, InterruptedStage)
     interrupted = snapshot(tmp_path / "faces")
     assert any(name.endswith("_00/0.jpg") for name in interrupted)  # the first photo was finished
 
-    summary = preprocess_laion_on_ray(inputs / "laion", [0], options, models, ONE_ACTOR_ON_CPU)
-    assert files_under(tmp_path / "faces") == files_under(single_process / "laion" / "faces")
+    summary = preprocess_lagenda_on_ray(inputs / "lagenda", options, models, ONE_ACTOR_ON_CPU)
+    assert files_under(tmp_path / "faces") == files_under(single_process / "lagenda" / "faces")
     resumed = snapshot(tmp_path / "faces")
     assert all(resumed[name] == state for name, state in interrupted.items())  # nothing finished was redone
-    assert summary.images_read < 5
+    assert summary.images_already_done >= 1 and summary.images_read + summary.images_already_done == 5
 
 
 def test_randomness_does_not_depend_on_the_process(local_ray) -> None:

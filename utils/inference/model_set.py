@@ -25,9 +25,9 @@ from utils.inference.options import EMBEDDING_PATH_FIELDS, SwapOptions
 
 if TYPE_CHECKING:
     from models.fan_landmarks import LandmarkDetector
-    from utils.inference.expression import ExpressionRestorer
     from models.nsfw import NSFWFilter
     from models.retinaface import FaceDetector
+    from utils.inference.expression import ExpressionRestorer
 
 logger = logging.getLogger(__name__)
 
